@@ -1,0 +1,1 @@
+//! Kith client library.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("kith {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! kithd: a Kith node. (Built out in the node issue.)

@@ -1,0 +1,3 @@
+fn main() {
+    println!("kithd {}", env!("CARGO_PKG_VERSION"));
+}
