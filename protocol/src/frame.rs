@@ -338,7 +338,7 @@ pub enum FrameErrorKind {
         supported: &'static [u8],
     },
     /// No `type` field.
-    #[error("the frame has no \"type\" field; it must be one of {expected:?}")]
+    #[error("the frame has no \"type\" text field; it must be one of {expected:?}")]
     MissingType {
         /// The known types.
         expected: &'static [&'static str],

@@ -48,7 +48,7 @@ pub enum KeyError {
     #[error("a key is 32 bytes, but this one decodes to {0} bytes")]
     Length(usize),
     /// The text form is valid bech32m but not the one canonical spelling of these bytes.
-    #[error("the key '{0}' is not in canonical form (non-zero padding bits); re-export it with a current Kith tool")]
+    #[error("the key '{0}' is not in canonical form: keys are written in lowercase, with zero padding bits. Copy it again, or re-export it with a current Kith tool")]
     NonCanonicalText(String),
     /// The bytes are not a point on the curve.
     #[error("the key {0} is not a valid ed25519 public key (not a point on the curve)")]

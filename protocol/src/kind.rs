@@ -101,7 +101,13 @@ pub enum BodyError {
     Empty(&'static str),
 }
 
+/// Parses a body that must be a JSON object. serde's derived decoders would also take a
+/// struct written as a JSON array (`["hi"]`); other implementations would not, so arrays
+/// are refused here, before serde sees them.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(BodyError::Shape("the body must be a JSON object, starting with '{'".into()));
+    }
     serde_json::from_slice(bytes).map_err(|e| BodyError::Shape(e.to_string()))
 }
 

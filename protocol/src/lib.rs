@@ -12,6 +12,7 @@
 //! - [`validate`]: limits and validation of a received event;
 //! - [`frame`]: the JSON frames spoken over WebSockets;
 //! - [`auth`]: the bytes a client signs to log in;
+//! - [`view`]: a readable JSON view of an event for people and scripts;
 //! - [`encoding`]: the small byte encodings shared by the above (base64, hex).
 //!
 //! `protocol/SPEC.md` is the normative description; this crate is one implementation of it.
@@ -25,6 +26,7 @@ pub mod frame;
 pub mod key;
 pub mod kind;
 pub mod validate;
+pub mod view;
 
 pub use event::{Event, EventBuilder, EventId, GroupId, Header, Timestamp};
 pub use key::{PublicKey, SecretKey};

@@ -13,8 +13,10 @@ use crate::kind::{BodyError, GroupRule, Kind};
 
 /// The limits an event must respect. Nodes may lower or raise them in their configuration;
 /// the defaults are what SPEC.md §4.2 lists.
+///
+/// Unknown fields are ignored when decoding, so a client can read the limits of a newer node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Limits {
     /// Largest event (header, signature and body together) in bytes.
     pub max_event_bytes: usize,

@@ -1,0 +1,155 @@
+//! Plain HTTP routes: health, metrics, node info, and JSON reads of events so `curl` is
+//! useful. Every error is an [`ApiError`] with the same JSON shape as an error frame.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use kith_protocol::event::{EventId, GroupId, Timestamp};
+use kith_protocol::frame::{ErrorCode, Filter, WS_PATH};
+use kith_protocol::view::EventView;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::node::{Rejection, SharedNode};
+
+/// Path of the node-information document.
+pub const WELL_KNOWN_PATH: &str = "/.well-known/kith";
+
+/// The node's routes, WebSocket included.
+pub fn router(node: SharedNode) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route(WELL_KNOWN_PATH, get(node_info))
+        .route("/events/{id}", get(event_by_id))
+        .route("/groups/{group}/events", get(group_events))
+        .route(WS_PATH, get(crate::ws::upgrade))
+        .with_state(node)
+}
+
+/// An HTTP error: status, code and plain message, as `{"error":{"code":…,"message":…}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    rejection: Rejection,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            rejection: Rejection::new(code, message),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            rejection,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({"error": {"code": self.rejection.code, "message": self.rejection.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+async fn health(State(node): State<SharedNode>) -> Result<Json<serde_json::Value>, ApiError> {
+    let events = node.blocking(|s| s.event_count()).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "events": events,
+    })))
+}
+
+async fn metrics(State(node): State<SharedNode>) -> Result<Response, ApiError> {
+    let events = node.blocking(|s| s.event_count()).await?;
+    let gauges = [
+        ("events", "Events in the store.", events),
+        (
+            "live_listeners",
+            "Connections listening for live events.",
+            node.hub.listeners() as u64,
+        ),
+    ];
+    let text = node.metrics.render(&gauges);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn node_info(State(node): State<SharedNode>) -> Json<serde_json::Value> {
+    Json(json!({
+        "software": "kithd",
+        "version": env!("CARGO_PKG_VERSION"),
+        "node": node.key.public_key(),
+        "protocol_versions": kith_protocol::SUPPORTED_VERSIONS,
+        "limits": node.config.limits,
+        "open_registration": node.config.open_registration,
+    }))
+}
+
+async fn event_by_id(
+    State(node): State<SharedNode>,
+    Path(id): Path<String>,
+) -> Result<Json<EventView>, ApiError> {
+    let id: EventId = id.parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadFrame,
+            format!("'{id}' is not an event id: {e}"),
+        )
+    })?;
+    match node.blocking(move |s| s.get_event(&id)).await? {
+        Some(event) => Ok(Json(EventView::from(&event))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("this node holds no event {id}"),
+        )),
+    }
+}
+
+/// Query parameters of `GET /groups/{group}/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupQuery {
+    limit: Option<u32>,
+    since: Option<u64>,
+    until: Option<u64>,
+}
+
+async fn group_events(
+    State(node): State<SharedNode>,
+    Path(group): Path<String>,
+    Query(q): Query<GroupQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let group: GroupId = group.parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadFrame,
+            format!("'{group}' is not a group id: {e}"),
+        )
+    })?;
+    let limits = &node.config.connections;
+    let limit = q.limit.unwrap_or(100).min(limits.max_stored_results) as usize;
+    let filter = Filter {
+        groups: Some(vec![group]),
+        since: q.since.map(Timestamp),
+        until: q.until.map(Timestamp),
+        ..Filter::default()
+    };
+    let max_scan = limits.max_scan;
+    let events = node
+        .blocking(move |s| s.query(&filter, limit, max_scan))
+        .await?;
+    let views: Vec<EventView> = events.iter().map(EventView::from).collect();
+    Ok(Json(json!({ "group": group, "events": views })))
+}

@@ -1,0 +1,188 @@
+//! The node's shared state and the two actions every connection uses: logging in and
+//! publishing. Federation (later) publishes through the same [`Node::publish`], so an event
+//! from a peer is checked exactly like one from a client.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kith_protocol::event::{EventId, Timestamp};
+use kith_protocol::frame::ErrorCode;
+use kith_protocol::validate::{validate, ValidEvent};
+use kith_protocol::{PublicKey, SecretKey};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::invite::{Invite, InviteError};
+use crate::metrics::Metrics;
+use crate::ratelimit::KeyBuckets;
+use crate::store::{CommitError, Committer, Inserted, InviteUse, Store, StoreError};
+
+/// A refused request: the code and plain-language message for the error frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl Rejection {
+    /// A rejection with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Rejection {
+        Rejection {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("store error: {e}");
+        Rejection::new(
+            ErrorCode::Internal,
+            "the node could not reach its store; nothing was saved. Try again later",
+        )
+    }
+}
+
+impl From<CommitError> for Rejection {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Stopped => Rejection::new(ErrorCode::ShuttingDown, e.to_string()),
+            CommitError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// What a successful publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The event's id.
+    pub id: EventId,
+    /// Whether it was stored before.
+    pub duplicate: bool,
+}
+
+/// Everything a connection handler needs, shared by all of them.
+pub struct Node {
+    /// The configuration in force.
+    pub config: Config,
+    /// The node's own key (identifies it in logins and, later, to peers).
+    pub key: SecretKey,
+    /// The store, for reads.
+    pub store: Arc<dyn Store>,
+    /// The store's writer, for durable writes.
+    pub committer: Committer,
+    /// Live announcements.
+    pub hub: Arc<Hub>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Per-key publish rate.
+    pub key_buckets: KeyBuckets,
+    /// Cancelled when the node starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub tracker: tokio_util::task::TaskTracker,
+}
+
+/// The wall clock as a protocol timestamp.
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Timestamp(millis)
+}
+
+impl Node {
+    /// Validates, authorizes and durably stores an event. Returns once it is flushed.
+    pub async fn publish(&self, bytes: &[u8]) -> Result<Published, Rejection> {
+        let event = validate(bytes, None, now(), &self.config.limits)
+            .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
+        self.authorize(&event).await?;
+        let id = event.id();
+        let inserted = self.committer.commit(vec![event]).await?;
+        Ok(Published {
+            id,
+            duplicate: inserted.first() == Some(&Inserted::Duplicate),
+        })
+    }
+
+    /// Whether this node may store `event`. Today: its author must be registered here.
+    /// This is the seam where group rules (who may write in a group) plug in.
+    async fn authorize(&self, event: &ValidEvent) -> Result<(), Rejection> {
+        let author = event.author();
+        if !self.blocking(move |s| s.is_registered(&author)).await? {
+            return Err(Rejection::new(
+                ErrorCode::NotRegistered,
+                format!("the author {author} is not registered on this node, so it does not store their events; register with an invite code first (kith register)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Registers `key` if it is not yet registered and the node allows it (open registration
+    /// or a valid invite). Called on login.
+    pub async fn ensure_registered(
+        &self,
+        key: PublicKey,
+        invite: Option<&str>,
+    ) -> Result<(), Rejection> {
+        if self.blocking(move |s| s.is_registered(&key)).await? {
+            return Ok(());
+        }
+        let at = now().0;
+        if self.config.open_registration {
+            return self.blocking(move |s| s.register(&key, "open", at)).await;
+        }
+        let Some(code) = invite else {
+            return Err(Rejection::new(
+                ErrorCode::NotRegistered,
+                format!("the key {key} is not registered on this node; ask the node's admin for an invite code and log in with it (kith register --invite CODE)"),
+            ));
+        };
+        let invite = Invite::decode(code, &self.key, at / 1000)
+            .map_err(|e| Rejection::new(ErrorCode::BadInvite, e.to_string()))?;
+        let how = format!("invite:{}", hex::encode(invite.nonce));
+        let outcome = self
+            .blocking(move |s| {
+                let taken = s.take_invite_use(&invite.nonce, u32::from(invite.max_uses))?;
+                if let InviteUse::Taken { .. } = taken {
+                    s.register(&key, &how, at)?;
+                }
+                Ok(taken)
+            })
+            .await?;
+        match outcome {
+            InviteUse::Taken { remaining } => {
+                tracing::info!(%key, remaining, "registered a key with an invite");
+                Ok(())
+            }
+            InviteUse::UsedUp => Err(Rejection::new(
+                ErrorCode::BadInvite,
+                InviteError::UsedUp.to_string(),
+            )),
+        }
+    }
+
+    /// Runs a blocking store call off the async workers.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Rejection> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| {
+                Rejection::new(
+                    ErrorCode::Internal,
+                    format!("the node failed while reading its store ({e}); try again"),
+                )
+            })?
+            .map_err(Rejection::from)
+    }
+}
+
+/// Keeps `Arc<Node>` readable at call sites.
+pub type SharedNode = Arc<Node>;

@@ -1,0 +1,90 @@
+//! Durable storage of events and accounts.
+//!
+//! [`Store`] is the seam for storage engines: today [`SledStore`]; a larger engine can be added
+//! for nodes that outgrow one machine without touching connections or federation. Store
+//! methods are blocking; async code reaches them through [`Committer`] (writes, group-committed)
+//! or `spawn_blocking` (reads).
+//!
+//! **Invariant:** only this module imports `sled`.
+//! **Invariant:** the store only ever holds events that passed `kith_protocol::validate`.
+
+mod commit;
+mod sled_store;
+
+pub use commit::{CommitError, Committer};
+pub use sled_store::SledStore;
+
+use kith_protocol::event::{Event, EventId};
+use kith_protocol::frame::Filter;
+use kith_protocol::validate::ValidEvent;
+use kith_protocol::PublicKey;
+
+/// A storage engine failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The engine reported an I/O or corruption error.
+    #[error(
+        "the event store failed: {0}. Check free disk space and the data directory's permissions"
+    )]
+    Engine(String),
+    /// A stored record could not be read back.
+    #[error("a stored record is damaged ({0}); restore the data directory from a backup")]
+    Corrupt(String),
+}
+
+/// How one event of a write batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Newly stored.
+    New,
+    /// Already stored before; nothing changed.
+    Duplicate,
+}
+
+/// Why an invite could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteUse {
+    /// One use was taken; this many remain.
+    Taken {
+        /// Uses left after this one.
+        remaining: u32,
+    },
+    /// Every allowed use has been taken.
+    UsedUp,
+}
+
+/// A storage engine for a node.
+pub trait Store: Send + Sync + 'static {
+    /// Stores validated events (indexes included). Not durable until [`Store::flush`].
+    /// Re-storing an event is a no-op reported as [`Inserted::Duplicate`].
+    fn put_events(&self, events: &[ValidEvent]) -> Result<Vec<Inserted>, StoreError>;
+
+    /// Makes every earlier write durable (see `Durability` in the config for how durable).
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// One event by id.
+    fn get_event(&self, id: &EventId) -> Result<Option<Event>, StoreError>;
+
+    /// The newest `limit` events matching `filter`, returned oldest first (ascending by
+    /// `(created_at, id)`). Uses an index for ids, groups and authors; other filters walk the
+    /// time index, examining at most `max_scan` entries.
+    fn query(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        max_scan: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// How many events are stored (kept as a counter, not counted).
+    fn event_count(&self) -> Result<u64, StoreError>;
+
+    /// Whether `key` may publish on this node.
+    fn is_registered(&self, key: &PublicKey) -> Result<bool, StoreError>;
+
+    /// Registers `key`, noting how (e.g. `"invite:<nonce>"` or `"open"`) and when. Durable on return.
+    fn register(&self, key: &PublicKey, how: &str, at_ms: u64) -> Result<(), StoreError>;
+
+    /// Atomically takes one use of the invite with this nonce, allowing `max_uses` in all.
+    fn take_invite_use(&self, nonce: &[u8], max_uses: u32) -> Result<InviteUse, StoreError>;
+}

@@ -1,0 +1,283 @@
+//! The sled engine: one tree per record type, keys laid out so every common query is a
+//! range scan.
+//!
+//! | tree        | key                                   | value          |
+//! |-------------|---------------------------------------|----------------|
+//! | `events`    | id (32)                               | encoded event  |
+//! | `by_time`   | created_at BE (8) · id (32)           | empty          |
+//! | `by_group`  | group (32) · created_at BE (8) · id   | empty          |
+//! | `by_author` | author (32) · created_at BE (8) · id  | empty          |
+//! | `accounts`  | public key (32)                       | JSON record    |
+//! | `invites`   | invite nonce                          | uses taken u32 |
+//! | `meta`      | name                                  | value          |
+//!
+//! Index entries are written before the event itself, so after a crash an event that is
+//! present always has its index entries (sled recovers a prefix of the write log).
+
+use std::path::{Path, PathBuf};
+
+use kith_protocol::event::{Event, EventId};
+use kith_protocol::frame::Filter;
+use kith_protocol::validate::ValidEvent;
+use kith_protocol::PublicKey;
+
+use super::{Inserted, InviteUse, Store, StoreError};
+
+const EVENT_COUNT: &[u8] = b"event_count";
+
+/// A [`Store`] on sled 0.34.
+pub struct SledStore {
+    db: sled::Db,
+    path: PathBuf,
+    fsync: bool,
+    events: sled::Tree,
+    by_time: sled::Tree,
+    by_group: sled::Tree,
+    by_author: sled::Tree,
+    accounts: sled::Tree,
+    invites: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn engine(e: sled::Error) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+fn index_key(prefix: Option<&[u8; 32]>, event: &Event) -> Vec<u8> {
+    let mut key = Vec::with_capacity(72);
+    if let Some(p) = prefix {
+        key.extend_from_slice(p);
+    }
+    key.extend_from_slice(&event.created_at().0.to_be_bytes());
+    key.extend_from_slice(event.id().as_bytes());
+    key
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`, with sled's page cache bounded to
+    /// `cache_bytes`. With `fsync`, every flush also forces the data file to the device
+    /// (survives power loss, not just a crash of the process).
+    pub fn open(dir: &Path, cache_bytes: u64, fsync: bool) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Engine(format!(
+                        "the store in {} is locked by another process; is another kithd running on this data directory?",
+                        dir.display()
+                    ))
+                }
+                other => engine(other),
+            })?;
+        let tree = |name: &str| db.open_tree(name).map_err(engine);
+        Ok(SledStore {
+            events: tree("events")?,
+            by_time: tree("by_time")?,
+            by_group: tree("by_group")?,
+            by_author: tree("by_author")?,
+            accounts: tree("accounts")?,
+            invites: tree("invites")?,
+            meta: tree("meta")?,
+            path: dir.to_path_buf(),
+            fsync,
+            db,
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Event, StoreError> {
+        Event::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Walks one index range newest-first, collecting events that match.
+    fn scan(
+        &self,
+        tree: &sled::Tree,
+        prefix: &[u8],
+        filter: &Filter,
+        limit: usize,
+        max_scan: usize,
+        out: &mut Vec<Event>,
+    ) -> Result<(), StoreError> {
+        let since = filter.since.map_or(0, |t| t.0);
+        let until = filter.until.map_or(u64::MAX, |t| t.0);
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(&since.to_be_bytes());
+        let mut end = prefix.to_vec();
+        end.extend_from_slice(&until.to_be_bytes());
+        end.extend_from_slice(&[0xff; 32]);
+        let mut found = 0;
+        for (scanned, entry) in tree.range(start..=end).rev().enumerate() {
+            if found >= limit || scanned >= max_scan {
+                break;
+            }
+            let (key, _) = entry.map_err(engine)?;
+            let id: [u8; 32] = key[key.len() - 32..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
+            if let Some(event) = self.get_event(&EventId::from_bytes(id))? {
+                if filter.matches(&event) {
+                    out.push(event);
+                    found += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn put_events(&self, events: &[ValidEvent]) -> Result<Vec<Inserted>, StoreError> {
+        let mut results = Vec::with_capacity(events.len());
+        let mut added = 0u64;
+        for event in events {
+            let id = event.id();
+            if self.events.contains_key(id.as_bytes()).map_err(engine)? {
+                results.push(Inserted::Duplicate);
+                continue;
+            }
+            let h = event.header();
+            self.by_time
+                .insert(index_key(None, event), &[])
+                .map_err(engine)?;
+            if let Some(group) = h.group {
+                self.by_group
+                    .insert(index_key(Some(group.as_bytes()), event), &[])
+                    .map_err(engine)?;
+            }
+            self.by_author
+                .insert(index_key(Some(h.author.as_bytes()), event), &[])
+                .map_err(engine)?;
+            self.events
+                .insert(id.as_bytes(), event.encode())
+                .map_err(engine)?;
+            results.push(Inserted::New);
+            added += 1;
+        }
+        if added > 0 {
+            self.meta
+                .update_and_fetch(EVENT_COUNT, |old| {
+                    let n = old
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(0, u64::from_be_bytes);
+                    Some((n + added).to_be_bytes().to_vec())
+                })
+                .map_err(engine)?;
+        }
+        Ok(results)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(engine)?;
+        if self.fsync {
+            // sled's flush uses sync_file_range, which survives a process crash but not a
+            // power cut; fsync on any descriptor of the file forces it to the device.
+            let file = std::fs::File::open(self.path.join("db"))
+                .map_err(|e| StoreError::Engine(format!("opening the data file to fsync: {e}")))?;
+            file.sync_all()
+                .map_err(|e| StoreError::Engine(format!("fsync of the data file: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn get_event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        self.events
+            .get(id.as_bytes())
+            .map_err(engine)?
+            .map(|bytes| Self::decode(&bytes))
+            .transpose()
+    }
+
+    fn query(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        max_scan: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        if let Some(ids) = &filter.ids {
+            for id in ids {
+                if let Some(event) = self.get_event(id)? {
+                    if filter.matches(&event) {
+                        out.push(event);
+                    }
+                }
+            }
+        } else if let Some(groups) = &filter.groups {
+            for g in groups {
+                self.scan(
+                    &self.by_group,
+                    g.as_bytes(),
+                    filter,
+                    limit,
+                    max_scan,
+                    &mut out,
+                )?;
+            }
+        } else if let Some(authors) = &filter.authors {
+            for a in authors {
+                self.scan(
+                    &self.by_author,
+                    a.as_bytes(),
+                    filter,
+                    limit,
+                    max_scan,
+                    &mut out,
+                )?;
+            }
+        } else {
+            self.scan(&self.by_time, &[], filter, limit, max_scan, &mut out)?;
+        }
+        // Keep the newest `limit`, deliver oldest first.
+        out.sort_by_key(|e| std::cmp::Reverse((e.created_at(), e.id())));
+        out.dedup_by_key(|e| e.id());
+        out.truncate(limit);
+        out.reverse();
+        Ok(out)
+    }
+
+    fn event_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(EVENT_COUNT)
+            .map_err(engine)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    fn is_registered(&self, key: &PublicKey) -> Result<bool, StoreError> {
+        self.accounts.contains_key(key.as_bytes()).map_err(engine)
+    }
+
+    fn register(&self, key: &PublicKey, how: &str, at_ms: u64) -> Result<(), StoreError> {
+        let record = serde_json::json!({ "registered_at": at_ms, "via": how });
+        self.accounts
+            .insert(key.as_bytes(), record.to_string().into_bytes())
+            .map_err(engine)?;
+        self.flush()
+    }
+
+    fn take_invite_use(&self, nonce: &[u8], max_uses: u32) -> Result<InviteUse, StoreError> {
+        let mut outcome = InviteUse::UsedUp;
+        self.invites
+            .update_and_fetch(nonce, |old| {
+                let taken = old
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map_or(0, u32::from_be_bytes);
+                if taken >= max_uses {
+                    outcome = InviteUse::UsedUp;
+                    Some(taken.to_be_bytes().to_vec())
+                } else {
+                    outcome = InviteUse::Taken {
+                        remaining: max_uses - taken - 1,
+                    };
+                    Some((taken + 1).to_be_bytes().to_vec())
+                }
+            })
+            .map_err(engine)?;
+        self.flush()?;
+        Ok(outcome)
+    }
+}
