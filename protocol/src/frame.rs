@@ -263,7 +263,11 @@ pub enum NodeFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         event_id: Option<EventId>,
         /// True if the event was already stored (publishing is idempotent).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        #[serde(
+            default,
+            skip_serializing_if = "std::ops::Not::not",
+            deserialize_with = "null_as_false"
+        )]
         duplicate: bool,
     },
     /// An event matching a subscription.
@@ -300,6 +304,11 @@ pub enum NodeFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         supported: Option<Vec<u8>>,
     },
+}
+
+/// A `null` member counts as absent (SPEC.md §6.2): for a flag, false.
+fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 /// The `type` values of [`NodeFrame`].

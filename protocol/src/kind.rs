@@ -106,7 +106,9 @@ pub enum BodyError {
 /// are refused here, before serde sees them.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(BodyError::Shape("the body must be a JSON object, starting with '{'".into()));
+        return Err(BodyError::Shape(
+            "the body must be a JSON object, starting with '{'".into(),
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| BodyError::Shape(e.to_string()))
 }

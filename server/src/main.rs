@@ -119,6 +119,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(data_dir: &Path, flags: RunFlags) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KITH_LOG")
                 .unwrap_or_else(|_| "info".into()),
@@ -126,6 +128,7 @@ async fn run(data_dir: &Path, flags: RunFlags) -> anyhow::Result<()> {
         .init();
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
+    let first_run = !data_dir.join(kith_server::server::NODE_KEY_FILE).exists();
     let mut config = Config::load_or_create(data_dir)?;
     if let Some(listen) = flags.listen {
         config.listen = listen;
@@ -145,6 +148,14 @@ async fn run(data_dir: &Path, flags: RunFlags) -> anyhow::Result<()> {
         server.url(),
         server.node_key()
     );
+    if first_run {
+        // The first member needs a way in; later invites come from `kithd admin invite`.
+        let code = mint(data_dir, 1, Some(7 * 86_400))?;
+        println!(
+            "First run: an invite code for this node's first member (one use, valid 7 days):\n  {code}\n\
+             Use it with: kith post --invite {code} \"your first post\""
+        );
+    }
     shutdown_signal().await;
     server.shutdown().await;
     Ok(())
@@ -169,6 +180,18 @@ fn invite(data_dir: &Path, uses: u16, expires_in: Option<u64>) -> anyhow::Result
     anyhow::ensure!(uses > 0, "--uses must be at least 1");
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
+    let code = mint(data_dir, uses, expires_in)?;
+    println!("{code}");
+    let until = match expires_in {
+        None => "never expires".to_owned(),
+        Some(secs) => format!("expires in {} hours", secs / 3600),
+    };
+    eprintln!("This code lets {uses} key(s) register on this node; it {until}. Share it privately.");
+    Ok(())
+}
+
+/// An invite code signed with the node key in `data_dir`.
+fn mint(data_dir: &Path, uses: u16, expires_in: Option<u64>) -> anyhow::Result<String> {
     let key = load_or_create_node_key(data_dir)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let expires_at = match expires_in {
@@ -183,15 +206,7 @@ fn invite(data_dir: &Path, uses: u16, expires_in: Option<u64>) -> anyhow::Result
         nonce,
     }
     .encode(&key);
-    println!("{code}");
-    let until = match expires_in {
-        None => "never expires".to_owned(),
-        Some(secs) => format!("expires in {} hours", secs / 3600),
-    };
-    eprintln!(
-        "This code lets {uses} key(s) register on this node; it {until}. Share it privately."
-    );
-    Ok(())
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -1,0 +1,82 @@
+//! `kithd` as a real process, for tests that kill it or signal it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `kithd` process.
+pub struct KithdProcess {
+    child: Child,
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl KithdProcess {
+    /// Starts `kithd` on a free loopback port with its data in `dir`, with extra flags, and
+    /// waits until `/health` answers.
+    pub async fn start(dir: &Path, extra_args: &[&str]) -> KithdProcess {
+        // Ask the OS for a free port, then hand it to kithd.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(crate::workspace_binary("kithd"))
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra_args)
+            .env("KITH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kithd starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let process = KithdProcess {
+            child,
+            dir: dir.to_path_buf(),
+            url,
+        };
+        process.wait_healthy().await;
+        process
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(format!("{}/health", self.url)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("kithd did not become healthy at {}", self.url);
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush) and waits for it.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("kill -9 kithd");
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.child.wait().expect("kithd exits")
+    }
+}
+
+impl Drop for KithdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

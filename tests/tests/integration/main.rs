@@ -1,0 +1,10 @@
+//! Kith's integration tests: real nodes on loopback, real WebSockets, real sled files.
+//! Shared helpers live in the `kith_tests` library (tests/src), never here.
+
+mod bad_input;
+
+mod durability;
+mod http;
+mod limits;
+mod login;
+mod subscribe;
