@@ -186,7 +186,9 @@ fn invite(data_dir: &Path, uses: u16, expires_in: Option<u64>) -> anyhow::Result
         None => "never expires".to_owned(),
         Some(secs) => format!("expires in {} hours", secs / 3600),
     };
-    eprintln!("This code lets {uses} key(s) register on this node; it {until}. Share it privately.");
+    eprintln!(
+        "This code lets {uses} key(s) register on this node; it {until}. Share it privately."
+    );
     Ok(())
 }
 

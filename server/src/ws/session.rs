@@ -14,6 +14,7 @@ use kith_protocol::frame::{
 use kith_protocol::PublicKey;
 use rand::RngCore as _;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::hub::Announced;
 use crate::node::{Rejection, SharedNode};
@@ -182,6 +183,18 @@ impl Session {
                 ),
             );
         }
+        let kind = match &frame {
+            ClientFrame::Login { .. } => "login",
+            ClientFrame::Publish { .. } => "publish",
+            ClientFrame::Subscribe { .. } => "subscribe",
+            ClientFrame::Unsubscribe { .. } => "unsubscribe",
+            _ => "other",
+        };
+        let span = tracing::debug_span!("request", id = %id, kind);
+        self.handle(id, frame).instrument(span).await
+    }
+
+    async fn handle(&mut self, id: String, frame: ClientFrame) -> Flow {
         match frame {
             ClientFrame::Login {
                 key,
