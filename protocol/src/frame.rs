@@ -82,6 +82,14 @@ pub enum ErrorCode {
     UnknownKind,
     /// The event's group field breaks its kind's rule.
     BadGroup,
+    /// The event names a group this node does not hold.
+    UnknownGroup,
+    /// Some of the event's parents are not known to this node yet.
+    MissingParents,
+    /// The group's rules do not allow this event (not a member, no power, wrong tally…).
+    NotAllowed,
+    /// The group is private and the connection is not logged in as a member.
+    MembersOnly,
     /// The body breaks its kind's rules.
     BadBody,
     /// Nothing with that id.
@@ -234,10 +242,24 @@ pub enum ClientFrame {
         /// The subscription id.
         id: String,
     },
+    /// Ask for a group's current state as the node computes it from the group's events
+    /// (members, roles and terms, rules, open proposals with missing voices, the log).
+    GroupState {
+        /// Request id.
+        id: String,
+        /// The group.
+        group: GroupId,
+    },
 }
 
 /// The `type` values of [`ClientFrame`].
-pub const CLIENT_FRAME_TYPES: &[&str] = &["login", "publish", "subscribe", "unsubscribe"];
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "login",
+    "publish",
+    "subscribe",
+    "unsubscribe",
+    "group_state",
+];
 
 /// Frames a node sends to a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +313,16 @@ pub enum NodeFrame {
         /// In plain words.
         message: String,
     },
+    /// The answer to [`ClientFrame::GroupState`]. The state is derived from signed events
+    /// that a client can fetch and fold itself; this is a convenience, not an authority.
+    GroupState {
+        /// The request id.
+        id: String,
+        /// The group.
+        group: GroupId,
+        /// The state (see SPEC.md §8.1) with views computed at the node's clock.
+        state: serde_json::Value,
+    },
     /// A request (or the connection) failed.
     Error {
         /// The request id, when the failing frame had a readable one.
@@ -312,7 +344,15 @@ fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Erro
 }
 
 /// The `type` values of [`NodeFrame`].
-pub const NODE_FRAME_TYPES: &[&str] = &["hello", "ok", "event", "stored", "closed", "error"];
+pub const NODE_FRAME_TYPES: &[&str] = &[
+    "hello",
+    "ok",
+    "event",
+    "stored",
+    "closed",
+    "group_state",
+    "error",
+];
 
 /// Why a frame could not be read. Carries the request id when one could be found, so the
 /// error reply can name the request.

@@ -11,6 +11,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::group::{self, body};
 use crate::validate::Limits;
 
 /// An event kind: a number from the registry.
@@ -72,12 +73,62 @@ pub struct KindSpec {
 }
 
 /// Every kind this implementation accepts.
-pub static REGISTRY: &[KindSpec] = &[KindSpec {
-    kind: Kind::POST,
-    name: "post",
-    group: GroupRule::Optional,
-    check_body: |bytes, limits| PostBody::parse(bytes, limits).map(drop),
-}];
+pub static REGISTRY: &[KindSpec] = &[
+    KindSpec {
+        kind: Kind::POST,
+        name: "post",
+        group: GroupRule::Optional,
+        check_body: |bytes, limits| PostBody::parse(bytes, limits).map(drop),
+    },
+    KindSpec {
+        kind: group::GROUP_CREATE,
+        name: "group_create",
+        group: GroupRule::Forbidden,
+        check_body: |b, l| body::GroupCreate::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::INVITE,
+        name: "group_invite",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Invite::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::JOIN,
+        name: "group_join",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Join::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::LEAVE,
+        name: "group_leave",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Leave::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::PROFILE,
+        name: "group_profile",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Profile::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::PROPOSAL,
+        name: "proposal",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Proposal::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::STANCE,
+        name: "stance",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Stance::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::OUTCOME,
+        name: "outcome",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Outcome::parse(b, l).map(drop),
+    },
+];
 
 /// Why a body does not fit its kind's rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,6 +10,7 @@
 //! - [`event`]: the signed header, the body, event ids, signing and strict verification;
 //! - [`kind`]: the registry of event kinds and their body rules;
 //! - [`validate`]: limits and validation of a received event;
+//! - [`group`]: groups that govern themselves: rules, state, and the deterministic fold;
 //! - [`frame`]: the JSON frames spoken over WebSockets;
 //! - [`auth`]: the bytes a client signs to log in;
 //! - [`view`]: a readable JSON view of an event for people and scripts;
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod encoding;
 pub mod event;
 pub mod frame;
+pub mod group;
 pub mod key;
 pub mod kind;
 pub mod validate;

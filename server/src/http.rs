@@ -25,6 +25,7 @@ pub fn router(node: SharedNode) -> Router {
         .route(WELL_KNOWN_PATH, get(node_info))
         .route("/events/{id}", get(event_by_id))
         .route("/groups/{group}/events", get(group_events))
+        .route("/groups/{group}/state", get(group_state))
         .route(WS_PATH, get(crate::ws::upgrade))
         .with_state(node)
 }
@@ -107,8 +108,16 @@ async fn event_by_id(
             format!("'{id}' is not an event id: {e}"),
         )
     })?;
-    match node.blocking(move |s| s.get_event(&id)).await? {
-        Some(event) => Ok(Json(EventView::from(&event))),
+    let groups = std::sync::Arc::clone(&node.groups);
+    let found = node
+        .blocking(move |s| match s.get_event(&id)? {
+            Some(e) => groups.may_read(&e, None).map(|ok| Some((e, ok))),
+            None => Ok(None),
+        })
+        .await?;
+    match found {
+        Some((_, false)) => Err(members_only()),
+        Some((event, true)) => Ok(Json(EventView::from(&event))),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
@@ -152,4 +161,42 @@ async fn group_events(
         .await?;
     let views: Vec<EventView> = events.iter().map(EventView::from).collect();
     Ok(Json(json!({ "group": group, "events": views })))
+}
+
+fn members_only() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::MembersOnly,
+        "this group is private: its members read it over the WebSocket API after logging in",
+    )
+}
+
+async fn group_state(
+    State(node): State<SharedNode>,
+    Path(group): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let group: GroupId = group.parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadFrame,
+            format!("'{group}' is not a group id: {e}"),
+        )
+    })?;
+    let groups = std::sync::Arc::clone(&node.groups);
+    let now = crate::node::now();
+    let view = node
+        .blocking(move |_| {
+            let view = groups.view(&group, now)?;
+            Ok(view.map(|v| (v, groups.is_private(&group))))
+        })
+        .await?;
+    match view {
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownGroup,
+            format!("this node holds no group {group}"),
+        )),
+        Some((_, true)) => Err(members_only()),
+        Some((v, false)) => Ok(Json(v)),
+    }
 }

@@ -8,12 +8,14 @@
 //! - [`config`]: settings from file, environment and flags;
 //! - [`node`]: shared state, and the publish and login paths every connection uses;
 //! - [`store`]: the `Store` trait, the sled engine and group commit (only module using sled);
+//! - [`groups`]: each group's events and state, enforcing its rules on publish;
 //! - [`hub`]: live announcements of newly stored events;
 //! - [`ws`]: the client WebSocket API; [`http`]: health, metrics and JSON reads;
 //! - [`invite`]: invite codes; [`ratelimit`]: token buckets; [`metrics`]: counters.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
+pub mod groups;
 pub mod http;
 pub mod hub;
 pub mod invite;

@@ -12,6 +12,7 @@ use kith_protocol::{PublicKey, SecretKey};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::groups::{in_group, Groups};
 use crate::hub::Hub;
 use crate::invite::{Invite, InviteError};
 use crate::metrics::Metrics;
@@ -81,6 +82,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// Per-key publish rate.
     pub key_buckets: KeyBuckets,
+    /// The groups held here, with their state.
+    pub groups: Arc<Groups>,
     /// Cancelled when the node starts shutting down.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
@@ -102,11 +105,16 @@ impl Node {
             .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
         self.authorize(&event).await?;
         let id = event.id();
+        let grouped = in_group(&event).is_some();
+        let recorded = grouped.then(|| (*event).clone());
         let inserted = self.committer.commit(vec![event]).await?;
-        Ok(Published {
-            id,
-            duplicate: inserted.first() == Some(&Inserted::Duplicate),
-        })
+        let duplicate = inserted.first() == Some(&Inserted::Duplicate);
+        if let (Some(event), false) = (recorded, duplicate) {
+            // Before answering: an event published after this `ok` may cite this one.
+            let groups = Arc::clone(&self.groups);
+            self.blocking(move |_| groups.record(&event)).await?;
+        }
+        Ok(Published { id, duplicate })
     }
 
     /// Whether this node may store `event`. Today: its author must be registered here.
@@ -118,6 +126,20 @@ impl Node {
                 ErrorCode::NotRegistered,
                 format!("the author {author} is not registered on this node, so it does not store their events; register with an invite code first (kith register)"),
             ));
+        }
+        if in_group(event).is_some() {
+            let groups = Arc::clone(&self.groups);
+            let event = (**event).clone();
+            tokio::task::spawn_blocking(move || groups.check(&event))
+                .await
+                .map_err(|e| {
+                    Rejection::new(
+                        ErrorCode::Internal,
+                        format!(
+                            "the node failed while checking the group's rules ({e}); try again"
+                        ),
+                    )
+                })??;
         }
         Ok(())
     }

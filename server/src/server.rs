@@ -142,6 +142,10 @@ impl Server {
             config.connections.key_publish_burst,
         );
         let tracker = TaskTracker::new();
+        let groups = Arc::new(crate::groups::Groups::new(
+            Arc::clone(&store),
+            config.limits.clone(),
+        ));
         let node = Arc::new(Node {
             config,
             key,
@@ -150,6 +154,7 @@ impl Server {
             hub,
             metrics,
             key_buckets,
+            groups,
             shutdown: CancellationToken::new(),
             tracker: tracker.clone(),
         });

@@ -1,6 +1,8 @@
 //! Signed events for tests.
 
 use kith_protocol::event::{Event, EventBuilder, GroupId, Timestamp};
+use kith_protocol::group::body::{GroupCreate, Visibility};
+use kith_protocol::group::{self, Rules};
 use kith_protocol::kind::{Kind, PostBody};
 use kith_protocol::SecretKey;
 
@@ -22,4 +24,61 @@ pub fn post_at(key: &SecretKey, text: &str, group: Option<GroupId>, at: Timestam
         builder = builder.group(g);
     }
     builder.sign(key).expect("a small post always builds")
+}
+
+/// A group for tests: its creating event, and a chain of events that each cite the last.
+pub struct TestGroup {
+    /// The group id.
+    pub id: GroupId,
+    /// The creating event (publish it first).
+    pub genesis: Event,
+    last: kith_protocol::EventId,
+    last_at: Timestamp,
+}
+
+impl TestGroup {
+    /// A group founded by `founder` at `at`, with the default mutual-aid rules.
+    pub fn create(
+        founder: &SecretKey,
+        name: &str,
+        visibility: Visibility,
+        at: Timestamp,
+    ) -> TestGroup {
+        let body = group::body::to_bytes(&GroupCreate {
+            name: name.into(),
+            purpose: format!("{name}, for the tests"),
+            visibility,
+            rules: Rules::mutual_aid_default(),
+            founder: Default::default(),
+        });
+        let genesis = EventBuilder::new(group::GROUP_CREATE, at, body)
+            .sign(founder)
+            .expect("a small event always builds");
+        TestGroup {
+            id: GroupId::from(genesis.id()),
+            last: genesis.id(),
+            last_at: at,
+            genesis,
+        }
+    }
+
+    /// A post in the group, citing the previous event of this chain, written now (or just
+    /// after the previous event, if that is later).
+    pub fn post(&mut self, key: &SecretKey, text: &str) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        self.post_at(key, text, at)
+    }
+
+    /// A post in the group at a given time (not before the previous event of this chain).
+    pub fn post_at(&mut self, key: &SecretKey, text: &str, at: Timestamp) -> Event {
+        let body = PostBody { text: text.into() }.to_bytes();
+        let event = EventBuilder::new(Kind::POST, at, body)
+            .group(self.id)
+            .parents([self.last])
+            .sign(key)
+            .expect("a small post always builds");
+        self.last = event.id();
+        self.last_at = at;
+        event
+    }
 }

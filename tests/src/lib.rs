@@ -10,7 +10,7 @@ pub mod node;
 pub mod process;
 pub mod raw;
 
-pub use events::{post, post_at, seeded_key};
+pub use events::{post, post_at, seeded_key, TestGroup};
 pub use node::TestNode;
 pub use process::KithdProcess;
 pub use raw::RawClient;

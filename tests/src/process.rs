@@ -17,12 +17,18 @@ impl KithdProcess {
     /// Starts `kithd` on a free loopback port with its data in `dir`, with extra flags, and
     /// waits until `/health` answers.
     pub async fn start(dir: &Path, extra_args: &[&str]) -> KithdProcess {
+        KithdProcess::start_binary(&crate::workspace_binary("kithd"), dir, extra_args).await
+    }
+
+    /// Like [`KithdProcess::start`], but runs the given `kithd` executable (e.g. a release
+    /// build for benchmarks).
+    pub async fn start_binary(binary: &Path, dir: &Path, extra_args: &[&str]) -> KithdProcess {
         // Ask the OS for a free port, then hand it to kithd.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(crate::workspace_binary("kithd"))
+        let child = Command::new(binary)
             .arg("--data-dir")
             .arg(dir)
             .arg("--listen")
@@ -54,6 +60,11 @@ impl KithdProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("kithd did not become healthy at {}", self.url);
+    }
+
+    /// The process id (e.g. to read `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL (no chance to flush) and waits for it.

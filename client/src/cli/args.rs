@@ -6,11 +6,10 @@ use kith_client::{ProfileName, DEFAULT_NODE};
 use kith_protocol::{GroupId, PublicKey};
 
 const EXAMPLES: &str = "\
-Getting started:
-  kith id new                                   create your identity (a key pair)
-  kith register --node https://node.example.org --invite CODE
-                                                join a node with an invite from its admin
-  kith post --node https://node.example.org \"Soup kitchen needs 2 more volunteers Sat.\"
+Getting started (the node's admin gives you its address and an invite code):
+  kith post --node https://node.example.org --invite CODE \"Hello, I just joined\"
+      Your first post makes you an identity (a key) and joins the node with the invite.
+  kith post --node https://node.example.org \"Soup kitchen at 6, all welcome\"
   kith read --node https://node.example.org --follow
 
 Set KITH_NODE once instead of typing --node every time:
@@ -40,7 +39,8 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Id(IdCommand),
 
-    /// Join a node, using an invite code from its admin.
+    /// Join a node, using an invite code from its admin. Makes you an identity first if
+    /// you have none. (`kith post --invite CODE` does the same as part of your first post.)
     #[command(
         after_help = "Example:\n  kith register --node https://node.example.org --invite 7fK2-p9Qx"
     )]
@@ -52,8 +52,9 @@ pub(crate) enum Command {
         invite: String,
     },
 
-    /// Post a message.
+    /// Post a message. Makes you an identity first if you have none.
     #[command(after_help = "Examples:\n  \
+        kith post --invite 7fK2-p9Qx \"Hello, I just joined\"   (your first post on a node)\n  \
         kith post \"Food bank open until 6pm today\"\n  \
         kith post --group 3f9a…(64 characters) \"Meeting moved to Thursday\"\n  \
         echo \"a longer message\" | kith post -")]
@@ -63,6 +64,10 @@ pub(crate) enum Command {
         /// Post in this group (its id: 64 characters of 0-9 and a-f).
         #[arg(long, value_name = "GROUP_ID")]
         group: Option<GroupId>,
+        /// An invite code from the node's admin, to join the node with this post. Needed
+        /// once, for your first post on a node; later posts need no invite.
+        #[arg(long, value_name = "CODE")]
+        invite: Option<String>,
         /// The message. Several words are joined with spaces; "-" reads it from the input.
         #[arg(required = true, value_name = "TEXT")]
         text: Vec<String>,
@@ -163,14 +168,31 @@ mod tests {
             "all",
         ])
         .unwrap();
-        let Command::Post { node, group, text } = cli.command else {
+        let Command::Post {
+            node,
+            group,
+            invite,
+            text,
+        } = cli.command
+        else {
             panic!("not a post")
         };
         assert_eq!(node.address, "http://h:1");
+        assert_eq!(invite, None);
         assert_eq!(group.unwrap().to_hex(), "ab".repeat(32));
         assert_eq!(text, ["hi", "all"]);
         assert!(parse(&["post"]).is_err(), "a post needs text");
         assert!(parse(&["post", "--group", "xyz", "hi"]).is_err());
+    }
+
+    #[test]
+    fn post_takes_an_invite() {
+        let cli = parse(&["post", "--invite", "abc", "first", "post"]).unwrap();
+        let Command::Post { invite, text, .. } = cli.command else {
+            panic!("not a post")
+        };
+        assert_eq!(invite.as_deref(), Some("abc"));
+        assert_eq!(text, ["first", "post"]);
     }
 
     #[test]

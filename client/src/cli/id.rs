@@ -3,7 +3,8 @@
 use std::io::{IsTerminal as _, Read as _};
 
 use anyhow::Context as _;
-use kith_client::{KeyStore, ProfileName};
+use kith_client::identity::DEFAULT_PROFILE;
+use kith_client::{IdentityError, KeyStore, ProfileName};
 use kith_protocol::SecretKey;
 use serde_json::json;
 
@@ -91,6 +92,44 @@ fn saved(
 /// Loads the identity of `profile`, warning if its key file is readable by others.
 pub(crate) fn load(store: &KeyStore, profile: &ProfileName) -> anyhow::Result<SecretKey> {
     let key = store.load(profile)?;
+    warn_if_readable(store, profile);
+    Ok(key)
+}
+
+/// Loads the identity of `profile`, making one first if there is none, so that a first
+/// post needs no separate step. Says on standard error when it makes one, and where the
+/// key is kept.
+pub(crate) fn load_or_create(store: &KeyStore, profile: &ProfileName) -> anyhow::Result<SecretKey> {
+    match store.load(profile) {
+        Ok(key) => {
+            warn_if_readable(store, profile);
+            return Ok(key);
+        }
+        Err(IdentityError::Missing { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let key = SecretKey::generate(&mut rand::rngs::OsRng);
+    let path = match store.save(profile, &key, false) {
+        Ok(path) => path,
+        // Another `kith` made this identity a moment ago: use that one.
+        Err(IdentityError::Exists { .. }) => return load(store, profile),
+        Err(e) => return Err(e.into()),
+    };
+    let flag = if profile.as_str() == DEFAULT_PROFILE {
+        String::new()
+    } else {
+        format!(" --profile {profile}")
+    };
+    eprintln!(
+        "Made you a new identity {} (saved in {}); back it up with `kith id export{flag}`.",
+        key.public_key(),
+        path.display()
+    );
+    Ok(key)
+}
+
+/// Warns if the key file of `profile` is readable by other users of this computer.
+fn warn_if_readable(store: &KeyStore, profile: &ProfileName) {
     if let Ok(false) = store.is_private(profile) {
         let path = store.key_path(profile);
         eprintln!(
@@ -100,7 +139,6 @@ pub(crate) fn load(store: &KeyStore, profile: &ProfileName) -> anyhow::Result<Se
             path.display()
         );
     }
-    Ok(key)
 }
 
 fn read_input() -> anyhow::Result<String> {

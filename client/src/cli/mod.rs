@@ -22,8 +22,19 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Register { node, invite } => {
             post::register(&node.address, &profile, &invite, json).await
         }
-        Command::Post { node, group, text } => {
-            post::post(&node.address, &profile, group, &text, json).await
+        Command::Post {
+            node,
+            group,
+            invite,
+            text,
+        } => {
+            let request = post::PostRequest {
+                group,
+                invite,
+                words: text,
+                json,
+            };
+            post::post(&node.address, &profile, request).await
         }
         Command::Read {
             node,

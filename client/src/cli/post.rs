@@ -3,7 +3,7 @@
 use std::io::Read as _;
 
 use anyhow::Context as _;
-use kith_client::{Connection, KeyStore, ProfileName};
+use kith_client::{Connection, KeyStore, ProfileName, PublishOutcome};
 use kith_protocol::kind::PostBody;
 use kith_protocol::validate::validate_decoded;
 use kith_protocol::{EventBuilder, GroupId, Kind};
@@ -14,14 +14,23 @@ use super::output::print_line;
 use super::report::Hinted;
 
 /// `kith register`: logs in with an invite code, which registers the key on the node.
+/// Makes an identity first if the profile has none.
 pub(crate) async fn register(
     address: &str,
     profile: &ProfileName,
     invite: &str,
     json: bool,
 ) -> anyhow::Result<()> {
-    let key = id::load(&KeyStore::from_env()?, profile)?;
+    let store = KeyStore::from_env()?;
+    // Connect first, so that a mistyped address does not leave a new key behind.
     let conn = Connection::connect(address).await?;
+    let key = match id::load_or_create(&store, profile) {
+        Ok(key) => key,
+        Err(e) => {
+            conn.close().await;
+            return Err(e);
+        }
+    };
     let result = conn.login(&key, Some(invite.trim())).await;
     conn.close().await;
     result?;
@@ -39,41 +48,34 @@ pub(crate) async fn register(
     }
 }
 
-/// `kith post`: signs a post and publishes it.
+/// What `kith post` was asked to do.
+#[derive(Debug)]
+pub(crate) struct PostRequest {
+    /// Post in this group.
+    pub(crate) group: Option<GroupId>,
+    /// Join the node with this invite code while logging in.
+    pub(crate) invite: Option<String>,
+    /// The message, as words (or `-` for the input).
+    pub(crate) words: Vec<String>,
+    /// Print JSON.
+    pub(crate) json: bool,
+}
+
+/// `kith post`: signs a post and publishes it. Makes an identity first if the profile has
+/// none; with an invite, the login also registers the key on the node.
 pub(crate) async fn post(
     address: &str,
     profile: &ProfileName,
-    group: Option<GroupId>,
-    words: &[String],
-    json: bool,
+    request: PostRequest,
 ) -> anyhow::Result<()> {
-    let key = id::load(&KeyStore::from_env()?, profile)?;
-    let text = message_text(words)?;
+    let store = KeyStore::from_env()?;
+    let text = message_text(&request.words)?;
+    // Connect first, so that a mistyped address does not leave a new key behind.
     let conn = Connection::connect(address).await?;
-    let now = kith_client::now();
-    let body = PostBody { text }.to_bytes();
-    let mut builder = EventBuilder::new(Kind::POST, now, body);
-    if let Some(group) = group {
-        builder = builder.group(group);
-    }
-    let event = builder.sign(&key).context("could not sign the post")?;
-    // Check against the node's own limits first, to explain a refusal in our words.
-    if let Err(e) = validate_decoded(event.clone(), now, conn.limits()) {
-        conn.close().await;
-        return Err(Hinted::new(
-            format!("this post cannot be sent: {e}"),
-            "change the message and try again",
-        )
-        .into());
-    }
-    let result = async {
-        conn.login(&key, None).await?;
-        conn.publish(&event).await
-    }
-    .await;
+    let result = sign_and_publish(&conn, &store, profile, &request, text).await;
     conn.close().await;
     let outcome = result?;
-    if json {
+    if request.json {
         print_line(&json!({
             "id": outcome.event_id.to_hex(),
             "duplicate": outcome.duplicate,
@@ -86,6 +88,34 @@ pub(crate) async fn post(
     } else {
         print_line(&format!("Posted: {}", outcome.event_id))
     }
+}
+
+async fn sign_and_publish(
+    conn: &Connection,
+    store: &KeyStore,
+    profile: &ProfileName,
+    request: &PostRequest,
+    text: String,
+) -> anyhow::Result<PublishOutcome> {
+    let key = id::load_or_create(store, profile)?;
+    let now = kith_client::now();
+    let body = PostBody { text }.to_bytes();
+    let mut builder = EventBuilder::new(Kind::POST, now, body);
+    if let Some(group) = request.group {
+        builder = builder.group(group);
+    }
+    let event = builder.sign(&key).context("could not sign the post")?;
+    // Check against the node's own limits first, to explain a refusal in our words.
+    if let Err(e) = validate_decoded(event.clone(), now, conn.limits()) {
+        return Err(Hinted::new(
+            format!("this post cannot be sent: {e}"),
+            "change the message and try again",
+        )
+        .into());
+    }
+    conn.login(&key, request.invite.as_deref().map(str::trim))
+        .await?;
+    Ok(conn.publish(&event).await?)
 }
 
 /// The message: the words joined by spaces, or the input when the only word is `-`.

@@ -48,11 +48,15 @@ pub(crate) async fn read(
     let conn = Connection::connect(address).await?;
     let mut sub = conn.subscribe(request.filter()).await?;
     let mut earlier: Option<Vec<Event>> = Some(Vec::new());
+    // One Ctrl-C listener for the whole loop, so that a Ctrl-C arriving while an event is
+    // being printed is not missed.
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
     let result = loop {
         let item = if request.follow {
             tokio::select! {
                 item = sub.next() => item,
-                _ = tokio::signal::ctrl_c() => break Ok(()),
+                () = &mut interrupted => break Ok(()),
             }
         } else {
             sub.next().await
@@ -87,6 +91,13 @@ pub(crate) async fn read(
     sub.unsubscribe().await;
     conn.close().await;
     Ok(result?)
+}
+
+/// Resolves when Ctrl-C is pressed; never, if this system cannot tell us.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 struct Printer {

@@ -1,6 +1,11 @@
-//! Tests of kith-client that need no real node: the library and the `kith` tool against a
-//! small fake node (`fake_node`) on 127.0.0.1.
+//! Tests of kith-client against a node that misbehaves on purpose ([`hostile_node`]): the
+//! client must refuse forged, altered, far-future and unrequested events, and wrong
+//! answers, from a compromised node.
+//!
+//! Everything an honest node does is tested against the real node (`kithd`) in
+//! `tests/tests/integration/cli.rs`; kith-client cannot depend on kith-server, so those
+//! tests live there.
 
 mod cli;
-mod connection;
-mod fake_node;
+mod hostile_node;
+mod refusals;

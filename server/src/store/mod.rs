@@ -14,7 +14,7 @@ mod sled_store;
 pub use commit::{CommitError, Committer};
 pub use sled_store::SledStore;
 
-use kith_protocol::event::{Event, EventId};
+use kith_protocol::event::{Event, EventId, GroupId};
 use kith_protocol::frame::Filter;
 use kith_protocol::validate::ValidEvent;
 use kith_protocol::PublicKey;
@@ -75,6 +75,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         max_scan: usize,
     ) -> Result<Vec<Event>, StoreError>;
+
+    /// Every stored event of a group (not its creating event), in index order. Used once per
+    /// group, when the node first needs the group's state.
+    fn group_events(&self, group: &GroupId) -> Result<Vec<Event>, StoreError>;
 
     /// How many events are stored (kept as a counter, not counted).
     fn event_count(&self) -> Result<u64, StoreError>;

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kith_protocol::event::{Event, EventId};
+use kith_protocol::event::{Event, EventId, GroupId};
 use kith_protocol::frame::Filter;
 use kith_protocol::validate::ValidEvent;
 use kith_protocol::PublicKey;
@@ -235,6 +235,20 @@ impl Store for SledStore {
         out.dedup_by_key(|e| e.id());
         out.truncate(limit);
         out.reverse();
+        Ok(out)
+    }
+
+    fn group_events(&self, group: &GroupId) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.by_group.scan_prefix(group.as_bytes()) {
+            let (key, _) = entry.map_err(engine)?;
+            let id: [u8; 32] = key[key.len() - 32..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
+            if let Some(event) = self.get_event(&EventId::from_bytes(id))? {
+                out.push(event);
+            }
+        }
         Ok(out)
     }
 

@@ -171,7 +171,8 @@ impl Session {
             ClientFrame::Login { id, .. }
             | ClientFrame::Publish { id, .. }
             | ClientFrame::Subscribe { id, .. }
-            | ClientFrame::Unsubscribe { id } => id.clone(),
+            | ClientFrame::Unsubscribe { id }
+            | ClientFrame::GroupState { id, .. } => id.clone(),
             _ => String::new(),
         };
         if id.is_empty() || id.len() > MAX_REQUEST_ID_LEN {
@@ -188,6 +189,7 @@ impl Session {
             ClientFrame::Publish { .. } => "publish",
             ClientFrame::Subscribe { .. } => "subscribe",
             ClientFrame::Unsubscribe { .. } => "unsubscribe",
+            ClientFrame::GroupState { .. } => "group_state",
             _ => "other",
         };
         let span = tracing::debug_span!("request", id = %id, kind);
@@ -203,6 +205,7 @@ impl Session {
                 ..
             } => self.login(id, key, signature.0, invite).await,
             ClientFrame::Publish { event, .. } => self.publish(id, &event.0).await,
+            ClientFrame::GroupState { group, .. } => self.group_state(id, group).await,
             ClientFrame::Subscribe { filter, .. } => self.subscribe(id, filter).await,
             ClientFrame::Unsubscribe { .. } => {
                 if self.subscriptions.remove(&id).is_some() {
@@ -318,12 +321,20 @@ impl Session {
             .min(limits.max_stored_results) as usize;
         let max_scan = limits.max_scan;
         let hub = std::sync::Arc::clone(&self.node.hub);
+        let groups = std::sync::Arc::clone(&self.node.groups);
+        let reader = self.key;
         let query = filter.clone();
         let stored = self
             .node
             .blocking(move |store| {
                 let (result, seq) = hub.read_consistent(|| store.query(&query, limit, max_scan));
-                result.map(|events| (events, seq))
+                let mut readable = Vec::new();
+                for event in result? {
+                    if groups.may_read(&event, reader.as_ref())? {
+                        readable.push(event);
+                    }
+                }
+                Ok((readable, seq))
             })
             .await;
         let (events, after_seq) = match stored {
@@ -355,6 +366,21 @@ impl Session {
 
     /// Delivers a live event to every subscription it matches.
     pub(super) fn on_live(&mut self, announced: &Announced) -> Flow {
+        if self.subscriptions.is_empty() {
+            return Flow::Continue;
+        }
+        if let Some(group) = crate::groups::in_group(&announced.event) {
+            // Live events were recorded in their group before being announced, so the
+            // group is loaded and this check does not touch the store.
+            if self.node.groups.is_private(&group) {
+                let member = self
+                    .key
+                    .is_some_and(|k| self.node.groups.is_member(&group, &k).unwrap_or(false));
+                if !member {
+                    return Flow::Continue;
+                }
+            }
+        }
         for (id, sub) in &self.subscriptions {
             if announced.seq > sub.after_seq && sub.filter.matches(&announced.event) {
                 let sub_json = serde_json::to_string(id).unwrap_or_default();
@@ -367,6 +393,45 @@ impl Session {
         }
         Flow::Continue
     }
+}
+
+impl Session {
+    async fn group_state(&mut self, id: String, group: kith_protocol::event::GroupId) -> Flow {
+        let groups = std::sync::Arc::clone(&self.node.groups);
+        let reader = self.key;
+        let now = crate::node::now();
+        let answer = self
+            .node
+            .blocking(move |_| {
+                let Some(view) = groups.view(&group, now)? else {
+                    return Ok(Err(Rejection::new(
+                        ErrorCode::UnknownGroup,
+                        format!("this node holds no group {group}"),
+                    )));
+                };
+                let private = groups.is_private(&group);
+                let member = match reader {
+                    Some(k) => groups.is_member(&group, &k)?,
+                    None => false,
+                };
+                if private && !member {
+                    return Ok(Err(Rejection::new(
+                        ErrorCode::MembersOnly,
+                        "this group is private: log in as one of its members to see its state",
+                    )));
+                }
+                Ok(Ok(view))
+            })
+            .await;
+        match stored_or(answer) {
+            Ok(state) => self.send(&NodeFrame::GroupState { id, group, state }),
+            Err(rejection) => self.error(Some(id), rejection),
+        }
+    }
+}
+
+fn stored_or<T>(r: Result<Result<T, Rejection>, Rejection>) -> Result<T, Rejection> {
+    r.and_then(|inner| inner)
 }
 
 /// An `event` frame built from pre-encoded parts, so fan-out encodes each event only once.

@@ -2,7 +2,8 @@
 
 use kith_client::Connection;
 use kith_protocol::event::{GroupId, Timestamp};
-use kith_tests::{post, post_at, seeded_key, TestNode};
+use kith_protocol::group::body::Visibility;
+use kith_tests::{post, seeded_key, TestGroup, TestNode};
 
 #[tokio::test]
 async fn health_metrics_node_info_and_reads() {
@@ -10,17 +11,19 @@ async fn health_metrics_node_info_and_reads() {
     let key = seeded_key(1);
     let conn = Connection::connect(&node.url()).await.unwrap();
     conn.login(&key, Some(&node.invite(1))).await.unwrap();
-    let group = GroupId::from_bytes([5; 32]);
     // Distinct times: events are listed by (created_at, id).
     let now = kith_client::now();
-    let first = post_at(&key, "first", Some(group), Timestamp(now.0 - 1));
-    let second = post_at(&key, "second", Some(group), now);
+    let mut chain = TestGroup::create(&key, "street", Visibility::Public, Timestamp(now.0 - 2));
+    conn.publish(&chain.genesis).await.unwrap();
+    let group = chain.id;
+    let first = chain.post_at(&key, "first", Timestamp(now.0 - 1));
+    let second = chain.post_at(&key, "second", now);
     conn.publish(&first).await.unwrap();
     conn.publish(&second).await.unwrap();
 
     let (status, health) = node.get_json("/health").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
-    assert_eq!(health["events"], 2);
+    assert_eq!(health["events"], 3, "the group's creation and two posts");
 
     let (_, info) = node.get_json("/.well-known/kith").await;
     assert_eq!(info["node"], node.server_ref().node_key().to_string());
@@ -52,10 +55,10 @@ async fn health_metrics_node_info_and_reads() {
 
     let metrics = kith_tests::node::get_text(&node.url(), "/metrics").await;
     for name in [
-        "kith_events_stored_total 2",
+        "kith_events_stored_total 3",
         "kith_connections_open 1",
         "kith_store_flushes_total",
-        "kith_events 2",
+        "kith_events 3",
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }

@@ -2,6 +2,7 @@
 //! Shared helpers live in the `kith_tests` library (tests/src), never here.
 
 mod bad_input;
+mod cli;
 
 mod durability;
 mod http;

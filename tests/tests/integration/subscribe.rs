@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use kith_client::{Connection, SubscriptionItem};
-use kith_protocol::event::{GroupId, Timestamp};
+use kith_protocol::event::Timestamp;
 use kith_protocol::frame::Filter;
+use kith_protocol::group::body::Visibility;
 use kith_protocol::Event;
-use kith_tests::{post, post_at, seeded_key, TestNode};
+use kith_tests::{post, seeded_key, TestGroup, TestNode};
 
 async fn logged_in(node: &TestNode, n: u8) -> (Connection, kith_protocol::SecretKey) {
     let key = seeded_key(n);
@@ -69,21 +70,21 @@ async fn filters_select_by_group_author_kind_time_and_limit() {
     let node = TestNode::start().await;
     let (conn, alice) = logged_in(&node, 3).await;
     let (conn_b, bob) = logged_in(&node, 4).await;
-    let garden = GroupId::from_bytes([7; 32]);
-    let kitchen = GroupId::from_bytes([8; 32]);
     let base = kith_client::now().0 - 60_000;
+    let mut garden_group =
+        TestGroup::create(&alice, "garden", Visibility::Public, Timestamp(base - 1000));
+    let mut kitchen_group =
+        TestGroup::create(&bob, "kitchen", Visibility::Public, Timestamp(base - 1000));
+    conn.publish(&garden_group.genesis).await.unwrap();
+    conn_b.publish(&kitchen_group.genesis).await.unwrap();
+    let (garden, kitchen) = (garden_group.id, kitchen_group.id);
     let mut in_garden = Vec::new();
     for i in 0..5u64 {
-        let e = post_at(
-            &alice,
-            &format!("garden {i}"),
-            Some(garden),
-            Timestamp(base + i * 1000),
-        );
+        let e = garden_group.post_at(&alice, &format!("garden {i}"), Timestamp(base + i * 1000));
         conn.publish(&e).await.unwrap();
         in_garden.push(e);
     }
-    let kitchen_post = post_at(&bob, "kitchen", Some(kitchen), Timestamp(base + 500));
+    let kitchen_post = kitchen_group.post_at(&bob, "kitchen", Timestamp(base + 500));
     conn_b.publish(&kitchen_post).await.unwrap();
 
     let reader = Connection::connect(&node.url()).await.unwrap();
@@ -110,6 +111,7 @@ async fn filters_select_by_group_author_kind_time_and_limit() {
     assert_eq!(by_group, garden_ids, "oldest first, all five");
     let by_author = stored(Filter {
         authors: Some(vec![bob.public_key()]),
+        kinds: Some(vec![kith_protocol::Kind::POST]),
         ..Filter::default()
     })
     .await;
@@ -151,8 +153,11 @@ async fn filters_select_by_group_author_kind_time_and_limit() {
 async fn several_subscriptions_and_unsubscribe() {
     let node = TestNode::start().await;
     let (writer, key) = logged_in(&node, 5).await;
-    let a = GroupId::from_bytes([1; 32]);
-    let b = GroupId::from_bytes([2; 32]);
+    let mut group_a = TestGroup::create(&key, "a", Visibility::Public, kith_client::now());
+    let mut group_b = TestGroup::create(&key, "b", Visibility::Public, kith_client::now());
+    writer.publish(&group_a.genesis).await.unwrap();
+    writer.publish(&group_b.genesis).await.unwrap();
+    let (a, b) = (group_a.id, group_b.id);
     let reader = Connection::connect(&node.url()).await.unwrap();
     let mut sub_a = reader
         .subscribe(Filter {
@@ -171,8 +176,8 @@ async fn several_subscriptions_and_unsubscribe() {
     expect_stored_done(&mut sub_a).await;
     expect_stored_done(&mut sub_b).await;
 
-    let to_a = post(&key, "to a", Some(a));
-    let to_b = post(&key, "to b", Some(b));
+    let to_a = group_a.post(&key, "to a");
+    let to_b = group_b.post(&key, "to b");
     writer.publish(&to_a).await.unwrap();
     writer.publish(&to_b).await.unwrap();
     assert_eq!(next_event(&mut sub_a).await.id(), to_a.id());
@@ -180,10 +185,10 @@ async fn several_subscriptions_and_unsubscribe() {
 
     sub_a.unsubscribe().await;
     writer
-        .publish(&post(&key, "to a again", Some(a)))
+        .publish(&group_a.post(&key, "to a again"))
         .await
         .unwrap();
-    let to_b2 = post(&key, "to b again", Some(b));
+    let to_b2 = group_b.post(&key, "to b again");
     writer.publish(&to_b2).await.unwrap();
     assert_eq!(next_event(&mut sub_b).await.id(), to_b2.id());
 }
@@ -199,9 +204,11 @@ async fn live_events_are_neither_missed_nor_doubled_around_the_marker() {
     })
     .await;
     let (writer, key) = logged_in(&node, 6).await;
-    let group = GroupId::from_bytes([9; 32]);
+    let mut chain = TestGroup::create(&key, "busy", Visibility::Public, kith_client::now());
+    writer.publish(&chain.genesis).await.unwrap();
+    let group = chain.id;
     let events: Vec<Event> = (0..200)
-        .map(|i| post(&key, &format!("n{i}"), Some(group)))
+        .map(|i| chain.post(&key, &format!("n{i}")))
         .collect();
     let publishing = {
         let events = events.clone();

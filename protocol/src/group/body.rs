@@ -1,0 +1,396 @@
+//! The bodies of group events (kinds 100–112; SPEC.md §8.2). Each is a UTF-8 JSON object
+//! with exactly the fields below; unknown fields are refused.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::rules::{ActionType, Rules, MAX_ROLE_LABEL};
+use crate::event::{EventId, Timestamp};
+use crate::kind::BodyError;
+use crate::validate::Limits;
+use crate::PublicKey;
+
+/// Longest group name, in characters.
+pub const MAX_NAME: usize = 100;
+/// Longest display name a member chooses.
+pub const MAX_DISPLAY_NAME: usize = 64;
+/// Most self-chosen labels per member, and the longest label.
+pub const MAX_LABELS: usize = 8;
+/// Longest self-chosen label.
+pub const MAX_LABEL: usize = 32;
+/// Most options in a poll.
+pub const MAX_OPTIONS: usize = 20;
+/// Most linked events ("informed by") on a proposal.
+pub const MAX_LINKS: usize = 32;
+/// Most stances one outcome may count.
+pub const MAX_COUNTED: usize = 10_000;
+
+/// Public or members-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Anyone may read the group's events.
+    Public,
+    /// Only members may read them; nodes hosting no member never receive them.
+    Private,
+}
+
+/// How a member presents themselves: all optional, all self-chosen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfDescription {
+    /// A display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Labels they choose for themselves ("cook", "driver", "she/her").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// Kind 100: creates a group. The group id is this event's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCreate {
+    /// The group's name.
+    pub name: String,
+    /// Why the group exists, shown on its front page.
+    pub purpose: String,
+    /// Who may read.
+    pub visibility: Visibility,
+    /// How it decides.
+    pub rules: Rules,
+    /// How the founder presents themselves.
+    #[serde(default)]
+    pub founder: SelfDescription,
+}
+
+/// Kind 101: an invitation, usable by anyone who is shown it, until it expires or is used up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    /// After this time joins with it are refused.
+    pub expires_at: Timestamp,
+    /// How many people may join with it.
+    pub uses: u32,
+    /// A note for whoever receives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Kind 102: a newcomer joins, presenting an invitation or an admission decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    /// The invite event, or the outcome of an `admit` proposal naming the newcomer.
+    pub via: EventId,
+    /// How the newcomer presents themselves.
+    #[serde(default)]
+    pub me: SelfDescription,
+}
+
+/// Kind 103: a member leaves. Anyone may leave at any time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leave {
+    /// Why, if they want to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Kind 104: a member changes how they present themselves, or opts out of "not heard from"
+/// lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// How they present themselves now.
+    #[serde(default)]
+    pub me: SelfDescription,
+    /// True to be left out of "not heard from lately" lists.
+    #[serde(default)]
+    pub quiet: bool,
+}
+
+/// What a proposal would do if it passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Let this key join.
+    Admit {
+        /// The newcomer's key.
+        key: PublicKey,
+    },
+    /// Remove this member.
+    Remove {
+        /// The member's key.
+        key: PublicKey,
+    },
+    /// Give (or renew) a role until a time.
+    GrantRole {
+        /// The role's label.
+        role: String,
+        /// Who will hold it.
+        holder: PublicKey,
+        /// When the term ends on its own.
+        term_ends: Timestamp,
+    },
+    /// End a role before its term.
+    EndRole {
+        /// The role's label.
+        role: String,
+        /// Who holds it.
+        holder: PublicKey,
+    },
+    /// Replace the rules.
+    ChangeRules {
+        /// The new rules.
+        rules: Rules,
+    },
+    /// A decision with no automatic effect, or a poll.
+    Decide,
+}
+
+impl Action {
+    /// Which rule applies.
+    pub fn action_type(&self) -> ActionType {
+        match self {
+            Action::Admit { .. } => ActionType::Admit,
+            Action::Remove { .. } => ActionType::Remove,
+            Action::GrantRole { .. } => ActionType::GrantRole,
+            Action::EndRole { .. } => ActionType::EndRole,
+            Action::ChangeRules { .. } => ActionType::ChangeRules,
+            Action::Decide => ActionType::Decide,
+        }
+    }
+}
+
+/// Kind 110: a proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// A short title.
+    pub title: String,
+    /// The proposal in plain words.
+    pub text: String,
+    /// What happens if it passes.
+    pub action: Action,
+    /// When stances stop being taken.
+    pub closes_at: Timestamp,
+    /// Options, for a poll (action `decide` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// Posts, notes or earlier decisions that informed it ("you said, we did").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub informed_by: Vec<EventId>,
+}
+
+/// A member's position on a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StanceKind {
+    /// In favour.
+    Agree,
+    /// Taking part without a position.
+    Abstain,
+    /// Against, without stopping it.
+    Disagree,
+    /// A serious objection: under consent, it stops the proposal.
+    Block,
+}
+
+/// Kind 111: a stance on a proposal. A member may change it until the proposal closes; the
+/// latest (by time, then id) counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stance {
+    /// The proposal.
+    pub proposal: EventId,
+    /// The position.
+    pub stance: StanceKind,
+    /// Why, in their words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a poll: the chosen option's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<u32>,
+}
+
+/// What a closed proposal came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// It passed: its action takes effect.
+    Passed,
+    /// It did not pass.
+    Failed,
+}
+
+/// Kind 112: the outcome of a closed proposal, with the stances it counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// The proposal.
+    pub proposal: EventId,
+    /// Every stance counted: the latest stance of each member, given before the close.
+    pub counted: BTreeSet<EventId>,
+    /// Passed or failed.
+    pub result: Verdict,
+    /// For a poll: the winning option, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<u32>,
+    /// The facilitator's explanation, in their words.
+    pub explanation: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(BodyError::Shape("the body must be a JSON object, starting with '{'".into()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| BodyError::Shape(e.to_string()))
+}
+
+fn text(field: &'static str, value: &str, max: usize, required: bool) -> Result<(), BodyError> {
+    let found = value.chars().count();
+    if found > max {
+        return Err(BodyError::TextTooLong { field, max, found });
+    }
+    if required && value.trim().is_empty() {
+        return Err(BodyError::Empty(field));
+    }
+    Ok(())
+}
+
+fn me(d: &SelfDescription) -> Result<(), BodyError> {
+    if let Some(name) = &d.name {
+        text("name", name, MAX_DISPLAY_NAME, true)?;
+    }
+    if d.labels.len() > MAX_LABELS {
+        return Err(BodyError::Shape(format!("at most {MAX_LABELS} labels")));
+    }
+    for label in &d.labels {
+        text("labels", label, MAX_LABEL, true)?;
+    }
+    Ok(())
+}
+
+fn rules(r: &Rules) -> Result<(), BodyError> {
+    r.check().map_err(|e| BodyError::Shape(e.to_string()))
+}
+
+impl GroupCreate {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        text("name", &b.name, MAX_NAME, true)?;
+        text("purpose", &b.purpose, limits.max_text_chars, false)?;
+        rules(&b.rules)?;
+        me(&b.founder)?;
+        Ok(b)
+    }
+}
+
+impl Invite {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        if b.uses == 0 {
+            return Err(BodyError::Shape("an invitation must allow at least one use".into()));
+        }
+        if let Some(note) = &b.note {
+            text("note", note, limits.max_text_chars, false)?;
+        }
+        Ok(b)
+    }
+}
+
+impl Join {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], _limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        me(&b.me)?;
+        Ok(b)
+    }
+}
+
+impl Leave {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        if let Some(reason) = &b.reason {
+            text("reason", reason, limits.max_text_chars, false)?;
+        }
+        Ok(b)
+    }
+}
+
+impl Profile {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], _limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        me(&b.me)?;
+        Ok(b)
+    }
+}
+
+impl Proposal {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        text("title", &b.title, MAX_NAME, true)?;
+        text("text", &b.text, limits.max_text_chars, true)?;
+        if b.options.len() > MAX_OPTIONS || b.options.len() == 1 {
+            return Err(BodyError::Shape(format!("a poll has 2 to {MAX_OPTIONS} options")));
+        }
+        if !b.options.is_empty() && b.action != Action::Decide {
+            return Err(BodyError::Shape("only a 'decide' proposal can be a poll".into()));
+        }
+        for option in &b.options {
+            text("options", option, MAX_NAME, true)?;
+        }
+        if b.informed_by.len() > MAX_LINKS {
+            return Err(BodyError::Shape(format!("at most {MAX_LINKS} linked events")));
+        }
+        match &b.action {
+            Action::GrantRole { role, .. } | Action::EndRole { role, .. }
+                if role.chars().count() > MAX_ROLE_LABEL =>
+            {
+                return Err(BodyError::TextTooLong {
+                    field: "role",
+                    max: MAX_ROLE_LABEL,
+                    found: role.chars().count(),
+                })
+            }
+            Action::ChangeRules { rules: r } => rules(r)?,
+            _ => {}
+        }
+        Ok(b)
+    }
+}
+
+impl Stance {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        if let Some(reason) = &b.reason {
+            text("reason", reason, limits.max_text_chars, false)?;
+        }
+        Ok(b)
+    }
+}
+
+impl Outcome {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        text("explanation", &b.explanation, limits.max_text_chars, false)?;
+        if b.counted.len() > MAX_COUNTED {
+            return Err(BodyError::Shape(format!("an outcome counts at most {MAX_COUNTED} stances")));
+        }
+        Ok(b)
+    }
+}
+
+/// Serialises a body (our own encoder's output; verifiers never re-serialise).
+pub fn to_bytes<T: Serialize>(body: &T) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
+}

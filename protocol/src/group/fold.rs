@@ -1,0 +1,305 @@
+//! The deterministic order of a group's events, and [`Group`]: a group's events with its
+//! current state (SPEC.md §8.4–8.6).
+//!
+//! **Order.** Events are folded parents-first; among events whose parents are all done, the
+//! one with the smallest `(created_at, id)` goes next (Kahn's algorithm with that tie-break).
+//! Any two holders of the same set get the same order, so the same state.
+//!
+//! **Effects are re-checked in order.** Each event was allowed by the state its own parents
+//! establish when it was accepted; folding the whole set, an event whose effect is no longer
+//! allowed at its place in the order (a concurrent removal came first, say) is kept but has
+//! no effect, and the state records why ([`GroupState::not_applied`]).
+//!
+//! **Removal horizon.** When a membership ends (removal or leaving) by event M, the member's
+//! events that are neither ancestors nor descendants of M (written concurrently, whatever
+//! time they claim) are hidden: what the group knew of them when it decided is what stays.
+//! This stops a removed member from writing on by citing old parents. The hidden set is
+//! computed from the endings of a first fold, then the fold is run again without them.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+
+use super::state::GroupState;
+use super::GroupError;
+use crate::event::{Event, EventId, GroupId, Timestamp};
+use crate::validate::Limits;
+
+/// A group's events (genesis included) and its current state.
+#[derive(Debug, Clone)]
+pub struct Group {
+    genesis: Event,
+    events: HashMap<EventId, Event>,
+    children: HashMap<EventId, Vec<EventId>>,
+    heads: BTreeSet<EventId>,
+    state: GroupState,
+    limits: Limits,
+}
+
+impl Group {
+    /// A group from its creating event.
+    pub fn create(genesis: Event, limits: Limits) -> Result<Group, GroupError> {
+        let state = GroupState::genesis(&genesis, &limits)?;
+        let id = genesis.id();
+        Ok(Group {
+            events: HashMap::from([(id, genesis.clone())]),
+            children: HashMap::new(),
+            heads: BTreeSet::from([id]),
+            genesis,
+            state,
+            limits,
+        })
+    }
+
+    /// A group from stored events that were each accepted before (in any order). Events
+    /// whose parents are absent are left out and returned. One fold, no per-event checks:
+    /// this is the cold start.
+    pub fn load(genesis: Event, events: Vec<Event>, limits: Limits) -> Result<(Group, Vec<Event>), GroupError> {
+        let mut group = Group::create(genesis, limits)?;
+        let mut pending: Vec<Event> = events;
+        loop {
+            let before = pending.len();
+            let mut rest = Vec::new();
+            for e in pending {
+                if group.events.contains_key(&e.id()) {
+                    continue;
+                }
+                if !e.header().parents.is_empty() && e.header().parents.iter().all(|p| group.events.contains_key(p)) {
+                    group.add(e);
+                } else {
+                    rest.push(e);
+                }
+            }
+            pending = rest;
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        group.state = group.fold_set(None);
+        Ok((group, pending))
+    }
+
+    /// The group id.
+    pub fn id(&self) -> GroupId {
+        self.state.id
+    }
+
+    /// The current state (all events folded).
+    pub fn state(&self) -> &GroupState {
+        &self.state
+    }
+
+    /// The latest events: the parents a new event should cite.
+    pub fn heads(&self) -> &BTreeSet<EventId> {
+        &self.heads
+    }
+
+    /// Number of events, genesis included.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether only the genesis is held (never true: a group always has its genesis).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Whether an event is held.
+    pub fn contains(&self, id: &EventId) -> bool {
+        self.events.contains_key(id)
+    }
+
+    /// Whether `event` may join this group: judged against the state its parents establish.
+    pub fn check(&self, event: &Event) -> Result<(), GroupError> {
+        self.structural(event)?;
+        let parents: BTreeSet<EventId> = event.header().parents.iter().copied().collect();
+        if parents == self.heads {
+            self.state.decide(event, &self.limits).map(drop)
+        } else {
+            let causal = self.fold_set(Some(&self.ancestors(&parents)));
+            causal.decide(event, &self.limits).map(drop)
+        }
+    }
+
+    /// Adds an allowed event. Returns `false` if it was already held.
+    pub fn insert(&mut self, event: Event) -> Result<bool, GroupError> {
+        if self.events.contains_key(&event.id()) {
+            return Ok(false);
+        }
+        self.structural(&event)?;
+        let parents: BTreeSet<EventId> = event.header().parents.iter().copied().collect();
+        if parents == self.heads {
+            // The event comes after everything held: it is last in the order, so the new
+            // state is the old one plus this event.
+            let change = self.state.decide(&event, &self.limits)?;
+            self.state.apply(&event, change);
+            self.add(event);
+        } else {
+            let causal = self.fold_set(Some(&self.ancestors(&parents)));
+            causal.decide(&event, &self.limits)?;
+            self.add(event);
+            self.state = self.fold_set(None);
+        }
+        Ok(true)
+    }
+
+    fn structural(&self, event: &Event) -> Result<(), GroupError> {
+        if event.group() != Some(self.id()) {
+            return Err(GroupError::WrongGroup);
+        }
+        let parents = &event.header().parents;
+        if parents.is_empty() {
+            return Err(GroupError::NoParents);
+        }
+        let missing: Vec<&EventId> = parents.iter().filter(|p| !self.events.contains_key(p)).collect();
+        if let Some(first) = missing.first() {
+            return Err(GroupError::MissingParents { count: missing.len(), first: **first });
+        }
+        let latest = parents
+            .iter()
+            .filter_map(|p| self.events.get(p))
+            .map(Event::created_at)
+            .max()
+            .unwrap_or(Timestamp(0));
+        if event.created_at() < latest {
+            return Err(GroupError::BeforeParent);
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, event: Event) {
+        let id = event.id();
+        for p in &event.header().parents {
+            self.children.entry(*p).or_default().push(id);
+            self.heads.remove(p);
+        }
+        self.heads.insert(id);
+        self.events.insert(id, event);
+    }
+
+    /// `ids` and all their ancestors.
+    fn ancestors(&self, ids: &BTreeSet<EventId>) -> HashSet<EventId> {
+        let mut seen: HashSet<EventId> = HashSet::new();
+        let mut stack: Vec<EventId> = ids.iter().copied().collect();
+        while let Some(id) = stack.pop() {
+            if seen.insert(id) {
+                if let Some(e) = self.events.get(&id) {
+                    stack.extend(e.header().parents.iter().copied());
+                }
+            }
+        }
+        seen
+    }
+
+    fn descendants(&self, id: &EventId, within: &HashSet<EventId>) -> HashSet<EventId> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![*id];
+        while let Some(id) = stack.pop() {
+            for c in self.children.get(&id).into_iter().flatten() {
+                if within.contains(c) && seen.insert(*c) {
+                    stack.push(*c);
+                }
+            }
+        }
+        seen
+    }
+
+    /// The deterministic order of a set of held events (all held events if `None`).
+    fn order(&self, set: &HashSet<EventId>) -> Vec<EventId> {
+        let mut waiting: HashMap<EventId, usize> = HashMap::with_capacity(set.len());
+        let mut ready = BinaryHeap::new();
+        for id in set {
+            let e = &self.events[id];
+            let n = e.header().parents.iter().filter(|p| set.contains(p)).count();
+            if n == 0 {
+                ready.push(Reverse((e.created_at(), *id)));
+            } else {
+                waiting.insert(*id, n);
+            }
+        }
+        let mut out = Vec::with_capacity(set.len());
+        while let Some(Reverse((_, id))) = ready.pop() {
+            out.push(id);
+            for c in self.children.get(&id).into_iter().flatten() {
+                if let Some(n) = waiting.get_mut(c) {
+                    *n -= 1;
+                    if *n == 0 {
+                        waiting.remove(c);
+                        ready.push(Reverse((self.events[c].created_at(), *c)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Folds a set of held events (all if `None`), applying the removal horizon.
+    fn fold_set(&self, set: Option<&HashSet<EventId>>) -> GroupState {
+        let all: HashSet<EventId>;
+        let set = match set {
+            Some(s) => s,
+            None => {
+                all = self.events.keys().copied().collect();
+                &all
+            }
+        };
+        let order = self.order(set);
+        let first = self.fold_order(&order, &BTreeSet::new());
+        let hidden = self.horizon(&first, set);
+        if hidden.is_empty() {
+            return first;
+        }
+        self.fold_order(&order, &hidden)
+    }
+
+    fn fold_order(&self, order: &[EventId], hidden: &BTreeSet<EventId>) -> GroupState {
+        // The genesis always comes first: it is the only event without parents.
+        let mut state = match GroupState::genesis(&self.genesis, &self.limits) {
+            Ok(s) => s,
+            Err(_) => return self.state.clone(),
+        };
+        let mut by_author: BTreeMap<_, usize> = BTreeMap::new();
+        for id in order {
+            if *id == self.genesis.id() {
+                continue;
+            }
+            let event = &self.events[id];
+            if hidden.contains(id) {
+                *by_author.entry(event.author()).or_default() += 1;
+                continue;
+            }
+            match state.decide(event, &self.limits) {
+                Ok(change) => state.apply(event, change),
+                Err(e) => {
+                    state.not_applied.insert(*id, e.to_string());
+                }
+            }
+        }
+        state.hidden = hidden.clone();
+        for (key, n) in by_author {
+            state.log.push(super::state::LogEntry {
+                event: self.genesis.id(),
+                at: state.created_at,
+                actor: key,
+                what: format!("{n} event(s) by {key} written alongside the end of their membership are hidden (kept, not shown)"),
+                decision: None,
+            });
+        }
+        state
+    }
+
+    /// Events hidden by the removal horizon, given the endings found by a fold of `set`.
+    fn horizon(&self, state: &GroupState, set: &HashSet<EventId>) -> BTreeSet<EventId> {
+        let mut hidden = BTreeSet::new();
+        for (key, end) in &state.ended {
+            let before = self.ancestors(&BTreeSet::from([*end]));
+            let after = self.descendants(end, set);
+            for id in set {
+                let e = &self.events[id];
+                if e.author() == *key && !before.contains(id) && !after.contains(id) {
+                    hidden.insert(*id);
+                }
+            }
+        }
+        hidden
+    }
+}

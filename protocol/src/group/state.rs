@@ -1,0 +1,646 @@
+//! A group's state and the rules for each event: [`GroupState::decide`] says whether an
+//! event is allowed against a state (and what it changes), [`GroupState::apply`] makes the
+//! change. Deciding never mutates, so a refused event leaves no trace.
+//!
+//! Time inside a group is the events' own `created_at`: a role is usable while the acting
+//! event's time is before the term's end, an invitation until its expiry, a stance until the
+//! proposal closes. There is no node clock here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::body::{
+    Action, GroupCreate, Invite, Join, Leave, Outcome, Profile, Proposal, SelfDescription, Stance,
+    StanceKind, Verdict, Visibility,
+};
+use super::rules::{Method, Power, Rules, Who};
+use super::GroupError;
+use crate::event::{Event, EventId, GroupId, Timestamp};
+use crate::kind::{Kind, PostBody};
+use crate::validate::Limits;
+use crate::PublicKey;
+
+/// A member, as they chose to present themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// When they joined.
+    pub since: Timestamp,
+    /// The event that let them in (invite or admission outcome; the group for the founder).
+    pub via: EventId,
+    /// Their self-description.
+    pub me: SelfDescription,
+    /// Left out of "not heard from lately" lists.
+    pub quiet: bool,
+    /// The time of their latest event in the group.
+    pub last_heard: Timestamp,
+}
+
+/// One person holding one role until a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    /// When the term ends on its own.
+    pub term_ends: Timestamp,
+    /// The outcome that granted (or last renewed) it.
+    pub granted_by: EventId,
+}
+
+/// An open invitation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteState {
+    /// Who wrote it.
+    pub author: PublicKey,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Uses left.
+    pub uses_left: u32,
+}
+
+/// A stance as counted: the member's latest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StanceRecord {
+    /// The stance event.
+    pub event: EventId,
+    /// When it was given.
+    pub at: Timestamp,
+    /// The position.
+    pub stance: StanceKind,
+    /// Their reason.
+    pub reason: Option<String>,
+    /// Poll option.
+    pub option: Option<u32>,
+}
+
+/// A recorded outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// The outcome event.
+    pub event: EventId,
+    /// Who wrote it.
+    pub author: PublicKey,
+    /// Passed or failed.
+    pub verdict: Verdict,
+    /// Winning poll option.
+    pub option: Option<u32>,
+    /// The explanation.
+    pub explanation: String,
+    /// Whether its effect was applied, and if not, why.
+    pub effect: String,
+}
+
+/// A proposal and the stances on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalState {
+    /// Who proposed it.
+    pub author: PublicKey,
+    /// When.
+    pub at: Timestamp,
+    /// The proposal as written.
+    pub proposal: Proposal,
+    /// The method, fixed when proposed.
+    pub method: Method,
+    /// Each member's latest stance.
+    pub stances: BTreeMap<PublicKey, StanceRecord>,
+    /// The outcome, once written.
+    pub outcome: Option<OutcomeRecord>,
+}
+
+/// One line of the accountability log: a use of power, who, when, under which decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The event that did it.
+    pub event: EventId,
+    /// When (the event's time).
+    pub at: Timestamp,
+    /// Who acted.
+    pub actor: PublicKey,
+    /// What happened, in plain words.
+    pub what: String,
+    /// The proposal whose outcome authorised it, if any.
+    pub decision: Option<EventId>,
+}
+
+/// The state of a group: a pure function of its events (see [`super::fold`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// The group id.
+    pub id: GroupId,
+    /// Its name.
+    pub name: String,
+    /// Its purpose.
+    pub purpose: String,
+    /// Who may read.
+    pub visibility: Visibility,
+    /// Its rules now.
+    pub rules: Rules,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Members, by key.
+    pub members: BTreeMap<PublicKey, Member>,
+    /// Role holdings: role label → holder → term.
+    pub roles: BTreeMap<String, BTreeMap<PublicKey, Holding>>,
+    /// Invitations with uses left.
+    pub invites: BTreeMap<EventId, InviteState>,
+    /// Keys admitted by decision who have not joined yet → the admitting outcome.
+    pub admitted: BTreeMap<PublicKey, EventId>,
+    /// Proposals, open and closed.
+    pub proposals: BTreeMap<EventId, ProposalState>,
+    /// The accountability log, in the group's event order.
+    pub log: Vec<LogEntry>,
+    /// Memberships that ended (removal or leaving): who, and the event that ended it.
+    pub ended: Vec<(PublicKey, EventId)>,
+    /// Events kept in the store but without effect, with the reason (in event order).
+    pub not_applied: BTreeMap<EventId, String>,
+    /// Events hidden by the removal horizon (SPEC.md §8.5).
+    pub hidden: BTreeSet<EventId>,
+}
+
+/// What an allowed event changes.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A post or other content: only "last heard" changes.
+    Content,
+    /// A new invitation.
+    Invite(Invite),
+    /// A join, by invitation or admission.
+    Join(Join),
+    /// A member leaves.
+    Leave(Leave),
+    /// A member's new self-description.
+    Profile(Profile),
+    /// A new proposal, with the method in force.
+    Proposal(Proposal, Method),
+    /// A stance.
+    Stance(Stance),
+    /// An outcome (already checked against the tally).
+    Outcome(Outcome),
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+impl GroupState {
+    /// The state right after the creating event (which must be kind 100 without a group).
+    pub fn genesis(event: &Event, limits: &Limits) -> Result<GroupState, GroupError> {
+        if event.kind() != super::GROUP_CREATE || event.group().is_some() {
+            return Err(GroupError::NotGenesis);
+        }
+        let body = event.body().ok_or(GroupError::BodyMissing)?;
+        let create = GroupCreate::parse(body, limits).map_err(GroupError::Body)?;
+        let founder = event.author();
+        let at = event.created_at();
+        let id = GroupId::from(event.id());
+        let mut members = BTreeMap::new();
+        members.insert(
+            founder,
+            Member {
+                since: at,
+                via: event.id(),
+                me: create.founder.clone(),
+                quiet: false,
+                last_heard: at,
+            },
+        );
+        Ok(GroupState {
+            id,
+            name: create.name.clone(),
+            purpose: create.purpose,
+            visibility: create.visibility,
+            rules: create.rules,
+            created_at: at,
+            members,
+            roles: BTreeMap::new(),
+            invites: BTreeMap::new(),
+            admitted: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            log: vec![LogEntry {
+                event: event.id(),
+                at,
+                actor: founder,
+                what: format!("created the group '{}'", create.name),
+                decision: None,
+            }],
+            ended: Vec::new(),
+            not_applied: BTreeMap::new(),
+            hidden: BTreeSet::new(),
+        })
+    }
+
+    /// SHA-256 of the state's canonical JSON: equal for anyone holding the same events.
+    pub fn digest(&self) -> [u8; 32] {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(bytes).into()
+    }
+
+    /// Whether `key` holds a role with `power` at time `at`.
+    pub fn has_power(&self, key: &PublicKey, power: Power, at: Timestamp) -> bool {
+        self.roles.iter().any(|(label, holders)| {
+            self.rules.roles.get(label).is_some_and(|r| r.powers.contains(&power))
+                && holders.get(key).is_some_and(|h| at < h.term_ends)
+        })
+    }
+
+    /// Whether `key` holds the role `label` at time `at`.
+    pub fn holds(&self, key: &PublicKey, label: &str, at: Timestamp) -> bool {
+        self.roles
+            .get(label)
+            .and_then(|h| h.get(key))
+            .is_some_and(|h| at < h.term_ends)
+    }
+
+    fn member(&self, key: &PublicKey) -> Result<&Member, GroupError> {
+        self.members.get(key).ok_or(GroupError::NotMember(*key))
+    }
+
+    /// Whether `event` is allowed in this state, and what it would change. Never mutates.
+    pub fn decide(&self, event: &Event, limits: &Limits) -> Result<Change, GroupError> {
+        let author = event.author();
+        let at = event.created_at();
+        let body = event.body().ok_or(GroupError::BodyMissing)?;
+        let kind = event.kind();
+        let body_err = GroupError::Body;
+        if kind == Kind::POST {
+            PostBody::parse(body, limits).map_err(body_err)?;
+            self.member(&author)?;
+            return Ok(Change::Content);
+        }
+        match kind {
+            super::INVITE => {
+                let invite = Invite::parse(body, limits).map_err(body_err)?;
+                self.member(&author)?;
+                if self.rules.invite == Who::RoleHolders && !self.has_power(&author, Power::Invite, at) {
+                    return Err(GroupError::NoPower { key: author, power: Power::Invite });
+                }
+                if invite.expires_at <= at {
+                    return Err(GroupError::AlreadyExpired);
+                }
+                Ok(Change::Invite(invite))
+            }
+            super::JOIN => {
+                let join = Join::parse(body, limits).map_err(body_err)?;
+                if self.members.contains_key(&author) {
+                    return Err(GroupError::AlreadyMember(author));
+                }
+                if let Some(invite) = self.invites.get(&join.via) {
+                    if invite.expires_at < at {
+                        return Err(GroupError::InviteExpired);
+                    }
+                    if invite.uses_left == 0 {
+                        return Err(GroupError::InviteUsedUp);
+                    }
+                } else if self.admitted.get(&author) != Some(&join.via) {
+                    return Err(GroupError::NoInvitation);
+                }
+                Ok(Change::Join(join))
+            }
+            super::LEAVE => {
+                let leave = Leave::parse(body, limits).map_err(body_err)?;
+                self.member(&author)?;
+                Ok(Change::Leave(leave))
+            }
+            super::PROFILE => {
+                let profile = Profile::parse(body, limits).map_err(body_err)?;
+                self.member(&author)?;
+                Ok(Change::Profile(profile))
+            }
+            super::PROPOSAL => {
+                let proposal = Proposal::parse(body, limits).map_err(body_err)?;
+                self.member(&author)?;
+                if proposal.closes_at <= at {
+                    return Err(GroupError::ClosesInThePast);
+                }
+                self.check_action(&proposal.action, at)?;
+                let method = self
+                    .rules
+                    .method(proposal.action.action_type())
+                    .cloned()
+                    .ok_or(GroupError::NoMethod)?;
+                Ok(Change::Proposal(proposal, method))
+            }
+            super::STANCE => {
+                let stance = Stance::parse(body, limits).map_err(body_err)?;
+                self.member(&author)?;
+                let p = self.proposals.get(&stance.proposal).ok_or(GroupError::UnknownProposal(stance.proposal))?;
+                if p.outcome.is_some() || at > p.proposal.closes_at {
+                    return Err(GroupError::ProposalClosed(stance.proposal));
+                }
+                let options = p.proposal.options.len();
+                match stance.option {
+                    None if options > 0 && stance.stance == StanceKind::Agree => {
+                        return Err(GroupError::OptionNeeded)
+                    }
+                    Some(_) if options == 0 => return Err(GroupError::NotAPoll),
+                    Some(i) if i as usize >= options => return Err(GroupError::NoSuchOption(i)),
+                    _ => {}
+                }
+                Ok(Change::Stance(stance))
+            }
+            super::OUTCOME => {
+                let outcome = Outcome::parse(body, limits).map_err(body_err)?;
+                self.member(&author)?;
+                self.check_outcome(&outcome, author, at)?;
+                Ok(Change::Outcome(outcome))
+            }
+            other => Err(GroupError::NotAGroupKind(other)),
+        }
+    }
+
+    fn check_action(&self, action: &Action, at: Timestamp) -> Result<(), GroupError> {
+        match action {
+            Action::Admit { key } if self.members.contains_key(key) => Err(GroupError::AlreadyMember(*key)),
+            Action::Remove { key } => self.member(key).map(drop),
+            Action::GrantRole { role, holder, term_ends } => {
+                let def = self.rules.roles.get(role).ok_or_else(|| GroupError::UnknownRole(role.clone()))?;
+                self.member(holder)?;
+                let longest = at.plus_millis(u64::from(def.max_term_days) * DAY_MS);
+                if *term_ends <= at || *term_ends > longest {
+                    return Err(GroupError::TermOutOfRange { role: role.clone(), max_days: def.max_term_days });
+                }
+                Ok(())
+            }
+            Action::EndRole { role, holder } => {
+                if self.roles.get(role).is_some_and(|h| h.contains_key(holder)) {
+                    Ok(())
+                } else {
+                    Err(GroupError::NotHolding { role: role.clone(), key: *holder })
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The stances an outcome must count: the latest stance of every eligible member.
+    /// The member a removal proposal is about is not eligible: they can speak, but cannot
+    /// block their own removal.
+    pub fn countable<'p>(&self, proposal: &'p ProposalState) -> BTreeMap<PublicKey, &'p StanceRecord> {
+        let excluded = match &proposal.proposal.action {
+            Action::Remove { key } => Some(*key),
+            _ => None,
+        };
+        proposal
+            .stances
+            .iter()
+            .filter(|(k, _)| self.members.contains_key(k) && Some(**k) != excluded)
+            .map(|(k, s)| (*k, s))
+            .collect()
+    }
+
+    /// Members whose voice counts on this proposal (the denominator of the quorum).
+    pub fn eligible(&self, proposal: &ProposalState) -> usize {
+        let excluded = match &proposal.proposal.action {
+            Action::Remove { key } if self.members.contains_key(key) => 1,
+            _ => 0,
+        };
+        self.members.len() - excluded
+    }
+
+    /// What the counted stances give under the proposal's method: the verdict and, for a
+    /// poll, the winning option. `None` for role-delegated decisions (the holder decides).
+    pub fn tally(&self, proposal: &ProposalState) -> Option<(Verdict, Option<u32>)> {
+        let counted = self.countable(proposal);
+        let eligible = self.eligible(proposal) as u64;
+        let took_part = counted.len() as u64;
+        let quorum = |pct: u8| took_part * 100 >= u64::from(pct) * eligible;
+        let verdict = |passed: bool| if passed { Verdict::Passed } else { Verdict::Failed };
+        let count = |k: StanceKind| counted.values().filter(|s| s.stance == k).count() as u64;
+        let (passed, quorum_pct) = match &proposal.method {
+            Method::Role { .. } => return None,
+            Method::Consent { quorum_pct } => (count(StanceKind::Block) == 0, *quorum_pct),
+            Method::Majority { threshold_pct, quorum_pct } => {
+                let agree = count(StanceKind::Agree);
+                let against = count(StanceKind::Disagree) + count(StanceKind::Block);
+                (agree * 100 > u64::from(*threshold_pct) * (agree + against), *quorum_pct)
+            }
+        };
+        if !proposal.proposal.options.is_empty() {
+            let mut votes = vec![0u64; proposal.proposal.options.len()];
+            for s in counted.values().filter(|s| s.stance == StanceKind::Agree) {
+                if let Some(i) = s.option {
+                    votes[i as usize] += 1;
+                }
+            }
+            let best = votes.iter().copied().max().unwrap_or(0);
+            let winner = votes.iter().position(|v| *v == best && best > 0).map(|i| i as u32);
+            let ok = quorum(quorum_pct) && winner.is_some() && count(StanceKind::Block) == 0;
+            return Some((verdict(ok), if ok { winner } else { None }));
+        }
+        Some((verdict(passed && quorum(quorum_pct)), None))
+    }
+
+    fn check_outcome(&self, outcome: &Outcome, author: PublicKey, at: Timestamp) -> Result<(), GroupError> {
+        let id = outcome.proposal;
+        let p = self.proposals.get(&id).ok_or(GroupError::UnknownProposal(id))?;
+        if p.outcome.is_some() {
+            return Err(GroupError::AlreadyDecided(id));
+        }
+        if at < p.proposal.closes_at {
+            return Err(GroupError::StillOpen { proposal: id, closes_at: p.proposal.closes_at });
+        }
+        match &p.method {
+            Method::Role { role } if !self.holds(&author, role, at) => {
+                return Err(GroupError::NotHolding { role: role.clone(), key: author });
+            }
+            Method::Role { .. } => {}
+            _ if self.rules.facilitate == Who::RoleHolders && !self.has_power(&author, Power::Facilitate, at) => {
+                return Err(GroupError::NoPower { key: author, power: Power::Facilitate });
+            }
+            _ => {}
+        }
+        let expected: BTreeSet<EventId> = self.countable(p).values().map(|s| s.event).collect();
+        if expected != outcome.counted {
+            return Err(GroupError::CountedMismatch {
+                missing: expected.difference(&outcome.counted).count(),
+                extra: outcome.counted.difference(&expected).count(),
+            });
+        }
+        if let Some((verdict, option)) = self.tally(p) {
+            if verdict != outcome.result || option != outcome.option {
+                return Err(GroupError::TallyMismatch {
+                    claimed: format!("{:?} {:?}", outcome.result, outcome.option),
+                    tally: format!("{verdict:?} {option:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an allowed change (from [`GroupState::decide`] on this same state).
+    pub fn apply(&mut self, event: &Event, change: Change) {
+        let author = event.author();
+        let at = event.created_at();
+        let id = event.id();
+        if let Some(m) = self.members.get_mut(&author) {
+            m.last_heard = m.last_heard.max(at);
+        }
+        let log = |s: &mut GroupState, what: String, decision: Option<EventId>| {
+            s.log.push(LogEntry { event: id, at, actor: author, what, decision });
+        };
+        match change {
+            Change::Content => {}
+            Change::Invite(invite) => {
+                let uses = invite.uses;
+                self.invites.insert(id, InviteState { author, expires_at: invite.expires_at, uses_left: uses });
+                log(self, format!("wrote an invitation for up to {uses} people"), None);
+            }
+            Change::Join(join) => {
+                let how = if let Some(inv) = self.invites.get_mut(&join.via) {
+                    inv.uses_left -= 1;
+                    let inviter = inv.author;
+                    format!("joined with an invitation from {inviter}")
+                } else {
+                    self.admitted.remove(&author);
+                    "joined, admitted by decision".to_owned()
+                };
+                self.members.insert(author, Member { since: at, via: join.via, me: join.me, quiet: false, last_heard: at });
+                log(self, how, None);
+            }
+            Change::Leave(leave) => {
+                self.end_membership(author, id);
+                let why = leave.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                log(self, format!("left the group{why}"), None);
+            }
+            Change::Profile(profile) => {
+                if let Some(m) = self.members.get_mut(&author) {
+                    m.me = profile.me;
+                    m.quiet = profile.quiet;
+                }
+            }
+            Change::Proposal(proposal, method) => {
+                let title = proposal.title.clone();
+                self.proposals.insert(id, ProposalState { author, at, proposal, method, stances: BTreeMap::new(), outcome: None });
+                log(self, format!("proposed '{title}'"), None);
+            }
+            Change::Stance(stance) => {
+                if let Some(p) = self.proposals.get_mut(&stance.proposal) {
+                    let newer = p.stances.get(&author).is_none_or(|old| (old.at, old.event) < (at, id));
+                    if newer {
+                        p.stances.insert(author, StanceRecord { event: id, at, stance: stance.stance, reason: stance.reason, option: stance.option });
+                    }
+                }
+            }
+            Change::Outcome(outcome) => self.apply_outcome(event, outcome),
+        }
+    }
+
+    fn end_membership(&mut self, key: PublicKey, by: EventId) {
+        self.members.remove(&key);
+        for holders in self.roles.values_mut() {
+            holders.remove(&key);
+        }
+        self.roles.retain(|_, h| !h.is_empty());
+        self.ended.push((key, by));
+    }
+
+    fn apply_outcome(&mut self, event: &Event, outcome: Outcome) {
+        let id = event.id();
+        let Some(p) = self.proposals.get(&outcome.proposal).cloned() else { return };
+        let title = p.proposal.title.clone();
+        let effect = if outcome.result == Verdict::Passed {
+            self.apply_action(&p.proposal.action, event, outcome.proposal)
+        } else {
+            "failed; nothing changes".to_owned()
+        };
+        self.log.push(LogEntry {
+            event: id,
+            at: event.created_at(),
+            actor: event.author(),
+            what: format!("wrote the outcome of '{title}': {effect}"),
+            decision: Some(outcome.proposal),
+        });
+        if let Some(p) = self.proposals.get_mut(&outcome.proposal) {
+            p.outcome = Some(OutcomeRecord {
+                event: id,
+                author: event.author(),
+                verdict: outcome.result,
+                option: outcome.option,
+                explanation: outcome.explanation,
+                effect,
+            });
+        }
+    }
+
+    /// Carries out a passed proposal's action, re-checking it against the state now (a
+    /// concurrent change may have made it moot); returns what happened in plain words.
+    fn apply_action(&mut self, action: &Action, event: &Event, proposal: EventId) -> String {
+        let id = event.id();
+        let _ = proposal;
+        match action {
+            Action::Admit { key } => {
+                if self.members.contains_key(key) {
+                    return format!("passed, but {key} is already a member");
+                }
+                self.admitted.insert(*key, id);
+                format!("passed: {key} may now join")
+            }
+            Action::Remove { key } => {
+                if !self.members.contains_key(key) {
+                    return format!("passed, but {key} is no longer a member");
+                }
+                self.end_membership(*key, id);
+                format!("passed: {key} is removed from the group")
+            }
+            Action::GrantRole { role, holder, term_ends } => {
+                if !self.members.contains_key(holder) || !self.rules.roles.contains_key(role) {
+                    return format!("passed, but {holder} is no longer a member or the role '{role}' no longer exists");
+                }
+                let holders = self.roles.entry(role.clone()).or_default();
+                let renewed = holders.contains_key(holder);
+                holders.insert(*holder, Holding { term_ends: *term_ends, granted_by: id });
+                let verb = if renewed { "renewed" } else { "granted" };
+                format!("passed: role '{role}' {verb} to {holder} until {} ms", term_ends.0)
+            }
+            Action::EndRole { role, holder } => {
+                let removed = self.roles.get_mut(role).and_then(|h| h.remove(holder)).is_some();
+                self.roles.retain(|_, h| !h.is_empty());
+                if removed {
+                    format!("passed: {holder} no longer holds the role '{role}'")
+                } else {
+                    format!("passed, but {holder} no longer held the role '{role}'")
+                }
+            }
+            Action::ChangeRules { rules } => {
+                self.rules = rules.clone();
+                let rules = &self.rules;
+                self.roles.retain(|label, _| rules.roles.contains_key(label));
+                "passed: the group's rules are changed".to_owned()
+            }
+            Action::Decide => "passed: the decision is recorded".to_owned(),
+        }
+    }
+
+    /// Members who have not yet given a stance on an open proposal ("who isn't here?").
+    pub fn missing_voices(&self, proposal: &EventId) -> Vec<PublicKey> {
+        let Some(p) = self.proposals.get(proposal) else { return Vec::new() };
+        self.members.keys().filter(|k| !p.stances.contains_key(k)).copied().collect()
+    }
+
+    /// Members not heard from since `since`, except those who opted out.
+    pub fn not_heard_since(&self, since: Timestamp) -> Vec<PublicKey> {
+        self.members
+            .iter()
+            .filter(|(_, m)| !m.quiet && m.last_heard < since)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Role holdings whose term has ended by `now` (they no longer give any power), as
+    /// accountability-log lines.
+    pub fn expired_roles(&self, now: Timestamp) -> Vec<LogEntry> {
+        let mut out = Vec::new();
+        for (label, holders) in &self.roles {
+            for (key, h) in holders {
+                if h.term_ends <= now {
+                    out.push(LogEntry {
+                        event: h.granted_by,
+                        at: h.term_ends,
+                        actor: *key,
+                        what: format!("the role '{label}' held by {key} expired at the end of its term"),
+                        decision: None,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|e| e.at);
+        out
+    }
+}

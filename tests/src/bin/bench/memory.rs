@@ -1,0 +1,117 @@
+//! Memory: the node's resident set (VmRSS) idle, with many idle WebSockets, and after
+//! ingesting many events (the store's cache should bound it).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::node::BenchNode;
+use crate::stats::mib;
+use crate::wire::{self, Socket};
+
+/// Time for the node to settle before a reading.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// File descriptors kept free for everything else (node files, HTTP, publishers).
+const SPARE_FDS: u64 = 200;
+
+/// The memory scenario.
+pub(crate) async fn scenario(
+    kithd: &Path,
+    quick: bool,
+    fd_limit: u64,
+) -> anyhow::Result<Vec<String>> {
+    println!("== memory: kithd VmRSS from /proc/<pid>/status ==");
+    let mut summary = vec!["memory (kithd VmRSS):".to_owned()];
+    summary.extend(idle_connections(kithd, quick, fd_limit).await?);
+    summary.extend(after_ingest(kithd, quick).await?);
+    Ok(summary)
+}
+
+async fn idle_connections(kithd: &Path, quick: bool, fd_limit: u64) -> anyhow::Result<Vec<String>> {
+    let node = BenchNode::start(kithd).await?;
+    tokio::time::sleep(SETTLE).await;
+    let idle = node.rss_kib()?;
+    println!("memory  idle node: {}", mib(idle));
+    let mut summary = vec![format!("  idle node: {}", mib(idle))];
+
+    let wanted: &[usize] = if quick {
+        &[500, 1_000]
+    } else {
+        &[1_000, 10_000]
+    };
+    let possible = fd_limit.saturating_sub(SPARE_FDS) as usize;
+    let mut sockets: Vec<Socket> = Vec::new();
+    for &target in wanted {
+        let target = if target > possible {
+            let note = format!(
+                "  the open-file limit ({fd_limit}) allows only about {possible} connections, not {target}"
+            );
+            println!("{}", note.trim());
+            summary.push(note);
+            possible
+        } else {
+            target
+        };
+        if let Err(e) = open_idle(&node, &mut sockets, target).await {
+            let note = format!(
+                "  could open only {} connections of {target}: {e:#}",
+                sockets.len()
+            );
+            println!("{}", note.trim());
+            summary.push(note);
+        }
+        if sockets.is_empty() {
+            break;
+        }
+        tokio::time::sleep(SETTLE).await;
+        let open = node.metric("connections_open").await;
+        let rss = node.rss_kib()?;
+        let per = rss.saturating_sub(idle) as f64 / sockets.len() as f64;
+        let line = format!(
+            "{:>6} idle WebSockets: {} = idle + {per:.1} KiB per connection (node reports {open} open)",
+            sockets.len(),
+            mib(rss),
+        );
+        println!("memory  {line}");
+        summary.push(format!("  {line}"));
+    }
+    drop(sockets);
+    Ok(summary)
+}
+
+/// Opens connections (reading each hello, then leaving it idle) until there are `target`.
+async fn open_idle(
+    node: &BenchNode,
+    sockets: &mut Vec<Socket>,
+    target: usize,
+) -> anyhow::Result<()> {
+    while sockets.len() < target {
+        let batch = (target - sockets.len()).min(200);
+        let connecting = (0..batch).map(|_| wire::connect(node.url()));
+        sockets.extend(futures_util::future::try_join_all(connecting).await?);
+    }
+    Ok(())
+}
+
+async fn after_ingest(kithd: &Path, quick: bool) -> anyhow::Result<Vec<String>> {
+    let events = if quick { 10_000 } else { 100_000 };
+    let node = BenchNode::start(kithd).await?;
+    tokio::time::sleep(SETTLE).await;
+    let before = node.rss_kib()?;
+    let ingest = crate::ingest::run(&node, 50, events).await?;
+    tokio::time::sleep(SETTLE).await;
+    let line = format!(
+        "after ingesting {events} events ({:.0} events/s, 50 publishers): {} (peak {}; idle before {}); data directory {}",
+        ingest.rate(),
+        mib(node.rss_kib()?),
+        mib(node.peak_rss_kib()?),
+        mib(before),
+        mib(node.disk_bytes() / 1024),
+    );
+    println!("memory  {line}");
+    let mut summary = vec![format!("  {line}")];
+    if ingest.failures > 0 {
+        summary.push(format!("  ({})", ingest.line()));
+    }
+    Ok(summary)
+}
