@@ -27,8 +27,9 @@ Options:
                        cut; a plain copy of a running node's files is not one.
   -h, --help           show this help
 
-Run as root (it reads node.key and stops and starts the service), e.g. daily from cron:
-  15 3 * * *  root  /usr/local/sbin/kith-backup --keep 14
+Run as root (it reads node.key and stops and starts the service), e.g. daily from
+/etc/cron.d/kith-backup:
+  15 3 * * * root /usr/local/sbin/kith-backup --keep 14 2>&1 | logger -t kith-backup
 Then copy the archives OFF this machine: a backup on the same disk does not survive
 the disk or the VPS being lost.
 EOF
@@ -95,6 +96,9 @@ service_active() { have_systemctl && systemctl is-active --quiet "$SERVICE"; }
 
 # Everything created from here on is readable by its owner only.
 umask 077
+case "$(realpath -m -- "$DEST")/" in
+    "$(realpath -m -- "$DATA_DIR")"/*) die "--dest must not be inside the data directory" ;;
+esac
 mkdir -p "$DEST"
 chmod 700 "$DEST"
 

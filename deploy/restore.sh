@@ -136,9 +136,10 @@ if ((non_empty && !FORCE)); then
 need. To replace it, run again with --force: the current directory is then renamed to
 $DATA_DIR.before-restore-<time> rather than deleted."
 fi
-if ((non_empty)) && mountpoint -q "$DATA_DIR" 2>/dev/null; then
-    die "$DATA_DIR is a mount point, which this script cannot rename. Stop $SERVICE, move its
-contents away yourself, then run again."
+if mountpoint -q "$DATA_DIR" 2>/dev/null; then
+    die "$DATA_DIR is a mount point, which this script cannot replace. Stop $SERVICE, make sure
+the directory is empty, then unpack by hand:
+  tar -xzpf $ARCHIVE -C $DATA_DIR && chown -R $RUN_USER: $DATA_DIR"
 fi
 
 # The node must not run while its files are replaced.

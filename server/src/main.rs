@@ -178,8 +178,11 @@ async fn shutdown_signal() {
 
 fn invite(data_dir: &Path, uses: u16, expires_in: Option<u64>) -> anyhow::Result<()> {
     anyhow::ensure!(uses > 0, "--uses must be at least 1");
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
+    anyhow::ensure!(
+        data_dir.join(kith_server::server::NODE_KEY_FILE).exists(),
+        "there is no node key in {}: is this the node's data directory? Pass the same --data-dir the node runs with",
+        data_dir.display()
+    );
     let code = mint(data_dir, uses, expires_in)?;
     println!("{code}");
     let until = match expires_in {

@@ -118,9 +118,12 @@ impl Event {
     }
 
     /// The same event with its body dropped: the signed header still proves what existed.
+    /// A zero-length body cannot be withheld (there is nothing to drop), so it stays, as
+    /// decoding the stub would give it back anyway.
     pub fn without_body(&self) -> Event {
+        let body = (self.header.body_len == 0).then(Vec::new);
         Event {
-            body: None,
+            body,
             ..self.clone()
         }
     }

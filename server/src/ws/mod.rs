@@ -29,6 +29,9 @@ use session::{Flow, Session};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// How often an idle connection is pinged.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
 /// `GET /ws`: upgrades to a WebSocket with the configured buffer and frame limits.
 pub async fn upgrade(
     State(node): State<SharedNode>,
@@ -124,6 +127,10 @@ async fn write_loop(
     mut queue: mpsc::Receiver<Message>,
     mut abort: oneshot::Receiver<Abort>,
 ) {
+    // A ping now and then keeps idle connections open through proxies that close quiet
+    // ones (nginx's proxy_read_timeout) and notices dead peers.
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
     loop {
         tokio::select! {
             biased;
@@ -138,6 +145,11 @@ async fn write_loop(
                     }).await;
                 }
                 break;
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
             }
             next = queue.recv() => match next {
                 Some(message) => if sink.send(message).await.is_err() { break },

@@ -263,7 +263,7 @@ impl Session {
         }
         match self.node.ensure_registered(key, invite.as_deref()).await {
             Ok(()) => {
-                tracing::info!(%key, "logged in");
+                tracing::debug!(%key, "logged in");
                 self.key = Some(key);
                 self.ok(id)
             }

@@ -117,3 +117,33 @@ async fn open_registration_needs_no_invite() {
         NodeFrame::Ok { .. }
     ));
 }
+
+#[tokio::test]
+async fn admin_invite_command_mints_codes_for_the_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = kith_tests::KithdProcess::start(dir.path(), &[]).await;
+    let kithd = kith_tests::workspace_binary("kithd");
+    let out = std::process::Command::new(&kithd)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["admin", "invite", "--uses", "2", "--expires-in", "1d"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let invite = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(invite.starts_with("kithinvite1"), "{invite}");
+    for n in [20, 21] {
+        let mut c = RawClient::connect(&node.url).await;
+        let reply = c.login(&seeded_key(n), Some(&invite)).await;
+        assert!(matches!(reply, NodeFrame::Ok { .. }), "{reply:?}");
+    }
+    let mut c = RawClient::connect(&node.url).await;
+    assert_eq!(
+        code(&c.login(&seeded_key(22), Some(&invite)).await),
+        Some(ErrorCode::BadInvite)
+    );
+}
