@@ -101,13 +101,7 @@ async fn event_by_id(
     State(node): State<SharedNode>,
     Path(id): Path<String>,
 ) -> Result<Json<EventView>, ApiError> {
-    let id: EventId = id.parse().map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadFrame,
-            format!("'{id}' is not an event id: {e}"),
-        )
-    })?;
+    let id: EventId = parse_path(&id, "an event id")?;
     let groups = std::sync::Arc::clone(&node.groups);
     let found = node
         .blocking(move |s| match s.get_event(&id)? {
@@ -140,13 +134,7 @@ async fn group_events(
     Path(group): Path<String>,
     Query(q): Query<GroupQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let group: GroupId = group.parse().map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadFrame,
-            format!("'{group}' is not a group id: {e}"),
-        )
-    })?;
+    let group: GroupId = parse_path(&group, "a group id")?;
     let limits = &node.config.connections;
     let limit = q.limit.unwrap_or(100).min(limits.max_stored_results) as usize;
     let filter = Filter {
@@ -175,13 +163,7 @@ async fn group_state(
     State(node): State<SharedNode>,
     Path(group): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let group: GroupId = group.parse().map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadFrame,
-            format!("'{group}' is not a group id: {e}"),
-        )
-    })?;
+    let group: GroupId = parse_path(&group, "a group id")?;
     let groups = std::sync::Arc::clone(&node.groups);
     let now = crate::node::now();
     let view = node
@@ -199,4 +181,19 @@ async fn group_state(
         Some((_, true)) => Err(members_only()),
         Some((v, false)) => Ok(Json(v)),
     }
+}
+
+/// Parses an id from the URL path, or says plainly what was wrong.
+fn parse_path<T>(text: &str, what: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadFrame,
+            format!("'{text}' is not {what}: {e}"),
+        )
+    })
 }

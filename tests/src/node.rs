@@ -7,6 +7,23 @@ use kith_server::invite::Invite;
 use kith_server::{Config, Server};
 use tokio::net::TcpListener;
 
+/// Raises every rate limit out of the way, for tests about something else.
+pub fn without_rate_limits(config: &mut Config) {
+    let c = &mut config.connections;
+    c.frames_per_second = 1e6;
+    c.frames_burst = 1e6;
+    c.publish_per_second = 1e6;
+    c.publish_burst = 1e6;
+    c.key_publish_per_second = 1e6;
+    c.key_publish_burst = 1e6;
+}
+
+/// The same, as a `kithd.toml` for nodes run as processes.
+pub const WITHOUT_RATE_LIMITS_TOML: &str = "[connections]\n\
+    frames_per_second = 1e6\nframes_burst = 1e6\n\
+    publish_per_second = 1e6\npublish_burst = 1e6\n\
+    key_publish_per_second = 1e6\nkey_publish_burst = 1e6\n";
+
 /// A node running inside the test process, with its own temporary data directory.
 pub struct TestNode {
     server: Option<Server>,

@@ -162,14 +162,9 @@ mod client_library {
         const PUBLISHERS: usize = 100;
         const SUBSCRIPTIONS: usize = 1000;
         let node = TestNode::start_with(|c| {
+            kith_tests::node::without_rate_limits(c);
             let limits = &mut c.connections;
             limits.max_subscriptions = SUBSCRIPTIONS;
-            limits.frames_per_second = 100_000.0;
-            limits.frames_burst = 100_000.0;
-            limits.publish_per_second = 100_000.0;
-            limits.publish_burst = 100_000.0;
-            limits.key_publish_per_second = 100_000.0;
-            limits.key_publish_burst = 100_000.0;
             // Every post goes to all 1000 subscriptions of one connection at once.
             limits.outbound_queue = 2 * PUBLISHERS * SUBSCRIPTIONS;
         })

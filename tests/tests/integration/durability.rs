@@ -19,8 +19,7 @@ async fn every_acknowledged_event_survives_kill_9() {
     std::fs::create_dir_all(dir.path()).unwrap();
     std::fs::write(
         dir.path().join("kithd.toml"),
-        "[connections]\npublish_per_second = 100000.0\npublish_burst = 100000.0\n\
-         key_publish_per_second = 100000.0\nkey_publish_burst = 100000.0\n",
+        kith_tests::node::WITHOUT_RATE_LIMITS_TOML,
     )
     .unwrap();
     let node = KithdProcess::start(dir.path(), &[]).await;

@@ -121,10 +121,7 @@ async fn a_reader_that_stops_reading_is_told_and_disconnected_and_others_carry_o
     let node = TestNode::start_with(|c| {
         c.connections.outbound_queue = 8;
         c.connections.live_buffer = 64;
-        c.connections.publish_per_second = 100_000.0;
-        c.connections.publish_burst = 100_000.0;
-        c.connections.key_publish_per_second = 100_000.0;
-        c.connections.key_publish_burst = 100_000.0;
+        kith_tests::node::without_rate_limits(c);
     })
     .await;
     let key = seeded_key(2);

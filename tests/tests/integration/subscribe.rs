@@ -196,13 +196,7 @@ async fn several_subscriptions_and_unsubscribe() {
 #[tokio::test]
 async fn live_events_are_neither_missed_nor_doubled_around_the_marker() {
     // Publish continuously while subscribing: every event appears exactly once.
-    let node = TestNode::start_with(|c| {
-        c.connections.publish_per_second = 10_000.0;
-        c.connections.publish_burst = 10_000.0;
-        c.connections.key_publish_per_second = 10_000.0;
-        c.connections.key_publish_burst = 10_000.0;
-    })
-    .await;
+    let node = TestNode::start_with(kith_tests::node::without_rate_limits).await;
     let (writer, key) = logged_in(&node, 6).await;
     let mut chain = TestGroup::create(&key, "busy", Visibility::Public, kith_client::now());
     writer.publish(&chain.genesis).await.unwrap();
