@@ -84,6 +84,9 @@ pub struct Node {
     pub key_buckets: KeyBuckets,
     /// The groups held here, with their state.
     pub groups: Arc<Groups>,
+    /// Keys known to be registered (registration is never undone, so this only grows, and
+    /// at most by the number of registered keys).
+    pub registered: std::sync::RwLock<std::collections::HashSet<PublicKey>>,
     /// Cancelled when the node starts shutting down.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
@@ -121,7 +124,7 @@ impl Node {
     /// This is the seam where group rules (who may write in a group) plug in.
     async fn authorize(&self, event: &ValidEvent) -> Result<(), Rejection> {
         let author = event.author();
-        if !self.blocking(move |s| s.is_registered(&author)).await? {
+        if !self.is_registered(author).await? {
             return Err(Rejection::new(
                 ErrorCode::NotRegistered,
                 format!("the author {author} is not registered on this node, so it does not store their events; register with an invite code first (kith register)"),
@@ -144,6 +147,26 @@ impl Node {
         Ok(())
     }
 
+    /// Whether `key` is registered, from memory when it was seen before.
+    async fn is_registered(&self, key: PublicKey) -> Result<bool, Rejection> {
+        let known = self
+            .registered
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key);
+        if known {
+            return Ok(true);
+        }
+        let found = self.blocking(move |s| s.is_registered(&key)).await?;
+        if found {
+            self.registered
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
+        }
+        Ok(found)
+    }
+
     /// Registers `key` if it is not yet registered and the node allows it (open registration
     /// or a valid invite). Called on login.
     pub async fn ensure_registered(
@@ -151,7 +174,7 @@ impl Node {
         key: PublicKey,
         invite: Option<&str>,
     ) -> Result<(), Rejection> {
-        if self.blocking(move |s| s.is_registered(&key)).await? {
+        if self.is_registered(key).await? {
             return Ok(());
         }
         let at = now().0;

@@ -155,6 +155,7 @@ impl Server {
             metrics,
             key_buckets,
             groups,
+            registered: Default::default(),
             shutdown: CancellationToken::new(),
             tracker: tracker.clone(),
         });

@@ -60,6 +60,13 @@ pub async fn upgrade(
         })
 }
 
+/// What woke the connection task.
+enum Input {
+    Shutdown,
+    Message(Option<Result<Message, axum::Error>>),
+    Live(Result<Arc<crate::hub::Announced>, broadcast::error::RecvError>),
+}
+
 /// Why the writer must stop early, with the words to send the client.
 pub(crate) struct Abort {
     code: ErrorCode,
@@ -80,32 +87,44 @@ async fn connection(socket: WebSocket, node: SharedNode) {
     let (out_tx, out_rx) = mpsc::channel(node.config.connections.outbound_queue.max(4));
     let (abort_tx, abort_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(sink, out_rx, abort_rx).in_current_span());
-    let mut live = node.hub.subscribe();
     let mut session = Session::new(Arc::clone(&node), out_tx);
     tracing::debug!("connected");
     let mut flow = session.hello();
     while flow == Flow::Continue {
-        flow = tokio::select! {
-            biased;
-            () = node.shutdown.cancelled() => Flow::Abort(ErrorCode::ShuttingDown,
-                "this node is shutting down; reconnect in a moment".into()),
-            message = stream.next() => match message {
-                Some(Ok(message)) => session.on_message(message).await,
-                Some(Err(e)) => {
-                    tracing::debug!("read error: {e}");
-                    Flow::Closed
-                }
-                None => Flow::Closed,
+        // Only a connection with a subscription listens to the live stream: an idle one
+        // costs the writer nothing when events are stored.
+        let input = match session.live.as_mut() {
+            Some(live) => tokio::select! {
+                biased;
+                () = node.shutdown.cancelled() => Input::Shutdown,
+                message = stream.next() => Input::Message(message),
+                announced = live.recv() => Input::Live(announced),
             },
-            announced = live.recv() => match announced {
-                Ok(announced) => session.on_live(&announced),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    node.metrics.slow_reader_disconnects.fetch_add(1, Relaxed);
-                    Flow::Abort(ErrorCode::SlowReader, format!(
-                        "this connection fell {n} events behind the live stream; it is closed so the node's memory stays bounded. Reconnect and subscribe with `since` to catch up"))
-                }
-                Err(broadcast::error::RecvError::Closed) => Flow::Closed,
+            None => tokio::select! {
+                biased;
+                () = node.shutdown.cancelled() => Input::Shutdown,
+                message = stream.next() => Input::Message(message),
             },
+        };
+        flow = match input {
+            Input::Shutdown => Flow::Abort(
+                ErrorCode::ShuttingDown,
+                "this node is shutting down; reconnect in a moment".into(),
+            ),
+            // Boxed so that an idle connection's task stays small.
+            Input::Message(Some(Ok(message))) => Box::pin(session.on_message(message)).await,
+            Input::Message(Some(Err(e))) => {
+                tracing::debug!("read error: {e}");
+                Flow::Closed
+            }
+            Input::Message(None) => Flow::Closed,
+            Input::Live(Ok(announced)) => session.on_live(&announced),
+            Input::Live(Err(broadcast::error::RecvError::Lagged(n))) => {
+                node.metrics.slow_reader_disconnects.fetch_add(1, Relaxed);
+                Flow::Abort(ErrorCode::SlowReader, format!(
+                    "this connection fell {n} events behind the live stream; it is closed so the node's memory stays bounded. Reconnect and subscribe with `since` to catch up"))
+            }
+            Input::Live(Err(broadcast::error::RecvError::Closed)) => Flow::Closed,
         };
     }
     if let Flow::Abort(code, message) = flow {
@@ -152,7 +171,22 @@ async fn write_loop(
                 }
             }
             next = queue.recv() => match next {
-                Some(message) => if sink.send(message).await.is_err() { break },
+                Some(message) => {
+                    // Write everything already queued, then flush once: one system call for
+                    // a burst of frames instead of one each.
+                    let mut ok = sink.feed(message).await.is_ok();
+                    let mut batched = 1;
+                    while ok && batched < 64 {
+                        match queue.try_recv() {
+                            Ok(more) => ok = sink.feed(more).await.is_ok(),
+                            Err(_) => break,
+                        }
+                        batched += 1;
+                    }
+                    if !ok || sink.flush().await.is_err() {
+                        break;
+                    }
+                }
                 None => {
                     let _ = sink.close().await;
                     break;

@@ -13,7 +13,7 @@ use kith_protocol::frame::{
 };
 use kith_protocol::PublicKey;
 use rand::RngCore as _;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument as _;
 
 use crate::hub::Announced;
@@ -38,6 +38,8 @@ struct Subscription {
 }
 
 pub(super) struct Session {
+    /// The live stream, held only while the connection has a subscription.
+    pub(super) live: Option<broadcast::Receiver<std::sync::Arc<Announced>>>,
     node: SharedNode,
     out: mpsc::Sender<Message>,
     challenge: Option<([u8; 32], Instant)>,
@@ -54,6 +56,7 @@ impl Session {
         Session {
             frames: Bucket::new(limits.frames_per_second, limits.frames_burst, now),
             publishes: Bucket::new(limits.publish_per_second, limits.publish_burst, now),
+            live: None,
             node,
             out,
             challenge: None,
@@ -209,6 +212,9 @@ impl Session {
             ClientFrame::Subscribe { filter, .. } => self.subscribe(id, filter).await,
             ClientFrame::Unsubscribe { .. } => {
                 if self.subscriptions.remove(&id).is_some() {
+                    if self.subscriptions.is_empty() {
+                        self.live = None;
+                    }
                     self.ok(id)
                 } else {
                     self.error(
@@ -320,6 +326,11 @@ impl Session {
             .unwrap_or(limits.max_stored_results)
             .min(limits.max_stored_results) as usize;
         let max_scan = limits.max_scan;
+        // Listen before querying: every event announced after this point reaches the
+        // receiver, and the query's sequence number says which of them it already covered.
+        if self.live.is_none() {
+            self.live = Some(self.node.hub.subscribe());
+        }
         let hub = std::sync::Arc::clone(&self.node.hub);
         let groups = std::sync::Arc::clone(&self.node.groups);
         let reader = self.key;

@@ -45,13 +45,25 @@ pub(crate) async fn scenario(kithd: &Path, quick: bool) -> anyhow::Result<Vec<St
     let mut summary = vec![format!(
         "fanout (one publisher for {seconds} s, one WebSocket per subscriber; latency = publish to receipt; fresh node per run):"
     )];
+    let mut target_p99 = None;
     // The last run has as many deliveries per second as the first, over ten times the
     // connections: a reading below saturation for 1,000 subscribers.
     for (subscribers, rate) in [(100, 200), (1_000, 200), (1_000, 20)] {
         let node = BenchNode::start(kithd).await?;
-        let line = run(&node, subscribers, rate, seconds).await?;
+        let (line, latency) = run(&node, subscribers, rate, seconds).await?;
         println!("{line}");
         summary.push(format!("  {line}"));
+        if (subscribers, rate) == (1_000, 200) {
+            target_p99 = Some(latency.p99);
+        }
+    }
+    if let Some(p99) = target_p99 {
+        let met = p99 < Duration::from_millis(25);
+        summary.push(format!(
+            "  target p99 < 25 ms at 1,000 subscribers and 200 events/s: {} (p99 {})",
+            if met { "met" } else { "NOT met" },
+            ms(p99)
+        ));
     }
     Ok(summary)
 }
@@ -61,7 +73,7 @@ async fn run(
     subscribers: usize,
     rate: u32,
     seconds: u32,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Latency)> {
     let key = seeded_key(200);
     let publisher = Connection::connect(node.url()).await?;
     publisher.login(&key, None).await?;
@@ -173,7 +185,7 @@ async fn run(
             "; node counted {slow} slow-reader disconnects; {publish_failures} publishes failed"
         );
     }
-    Ok(line)
+    Ok((line, latency))
 }
 
 /// Reads events until all `count` arrived, the connection ends, or `deadline`.

@@ -33,8 +33,9 @@ impl Ingest {
 
     pub(crate) fn line(&self) -> String {
         let mut line = format!(
-            "ingest  {:>3} publishers: {:>6} events in {:>6.2} s = {:>6.0} events/s; publish p50 {}, p99 {}, max {}; {:.1} events per flush; CPU kithd {:.1} s, bench {:.1} s",
+            "ingest  {:>3} {}: {:>6} events in {:>6.2} s = {:>6.0} events/s; publish p50 {}, p99 {}, max {}; {:.1} events per flush; CPU kithd {:.1} s, bench {:.1} s",
             self.publishers,
+            publishers_word(self.publishers),
             self.events,
             self.elapsed.as_secs_f64(),
             self.rate(),
@@ -68,8 +69,9 @@ pub(crate) async fn scenario(kithd: &Path, quick: bool) -> anyhow::Result<Vec<St
         let result = run(&node, publishers, total).await?;
         println!("{}", result.line());
         summary.push(format!(
-            "  {:>3} publishers: {:>6.0} events/s, publish p50 {}, p99 {}{}",
+            "  {:>3} {}: {:>6.0} events/s, publish p50 {}, p99 {}{}",
             publishers,
+            publishers_word(publishers),
             result.rate(),
             ms(result.latency.p50),
             ms(result.latency.p99),
@@ -80,6 +82,31 @@ pub(crate) async fn scenario(kithd: &Path, quick: bool) -> anyhow::Result<Vec<St
             }
         ));
     }
+    // Every connection hears every announcement, subscribed or not: the same ingest with
+    // idle connections open shows what that costs.
+    let (idle, events) = if quick {
+        (1_000, 2_000)
+    } else {
+        (5_000, 5_000)
+    };
+    let node = BenchNode::start(kithd).await?;
+    let mut sockets = Vec::new();
+    crate::memory::open_idle(&node, &mut sockets, idle).await?;
+    let result = run(&node, 10, events).await?;
+    let slow = node.metric("slow_reader_disconnects_total").await;
+    let open = node.metric("connections_open").await;
+    drop(sockets);
+    let line = format!(
+        "{}; with {idle} idle connections open ({slow} slow-reader disconnects, {open} still open)",
+        result.line()
+    );
+    println!("{line}");
+    summary.push(format!(
+        "   10 publishers, {events} events, {idle} idle connections open: {:>6.0} events/s, publish p50 {}, p99 {}; {slow} idle connections closed as slow readers",
+        result.rate(),
+        ms(result.latency.p50),
+        ms(result.latency.p99),
+    ));
     Ok(summary)
 }
 
@@ -90,6 +117,8 @@ pub(crate) async fn run(
     total: usize,
 ) -> anyhow::Result<Ingest> {
     assert!((1..=250).contains(&publishers), "keys are seeded from a u8");
+    // Texts differ between runs on the same node, so no event is a duplicate.
+    let run_id: u32 = rand::random();
     let mut work = Vec::new();
     for p in 0..publishers {
         let key = seeded_key(p as u8 + 1);
@@ -98,7 +127,7 @@ pub(crate) async fn run(
         // Sign everything first: the node's work is what is measured.
         let count = total / publishers + usize::from(p < total % publishers);
         let events: Vec<Event> = (0..count)
-            .map(|i| post(&key, &format!("bench event {p}-{i}"), None))
+            .map(|i| post(&key, &format!("bench event {run_id} {p}-{i}"), None))
             .collect();
         work.push((conn, events));
     }
@@ -153,5 +182,15 @@ pub(crate) async fn run(
         } else {
             0.0
         },
+        node_cpu,
+        bench_cpu,
     })
+}
+
+fn publishers_word(n: usize) -> &'static str {
+    if n == 1 {
+        "publisher "
+    } else {
+        "publishers"
+    }
 }

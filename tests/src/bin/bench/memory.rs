@@ -32,7 +32,11 @@ async fn idle_connections(kithd: &Path, quick: bool, fd_limit: u64) -> anyhow::R
     tokio::time::sleep(SETTLE).await;
     let idle = node.rss_kib()?;
     println!("memory  idle node: {}", mib(idle));
-    let mut summary = vec![format!("  idle node: {}", mib(idle))];
+    let mut summary = vec![format!(
+        "  idle node: {} (target < 20 MiB: {})",
+        mib(idle),
+        if idle < 20 * 1024 { "met" } else { "NOT met" }
+    )];
 
     let wanted: &[usize] = if quick {
         &[500, 1_000]
@@ -73,14 +77,15 @@ async fn idle_connections(kithd: &Path, quick: bool, fd_limit: u64) -> anyhow::R
             mib(rss),
         );
         println!("memory  {line}");
-        summary.push(format!("  {line}"));
+        let verdict = if per < 10.0 { "met" } else { "NOT met" };
+        summary.push(format!("  {line} (target < 10 KiB: {verdict})"));
     }
     drop(sockets);
     Ok(summary)
 }
 
 /// Opens connections (reading each hello, then leaving it idle) until there are `target`.
-async fn open_idle(
+pub(crate) async fn open_idle(
     node: &BenchNode,
     sockets: &mut Vec<Socket>,
     target: usize,
@@ -94,24 +99,29 @@ async fn open_idle(
 }
 
 async fn after_ingest(kithd: &Path, quick: bool) -> anyhow::Result<Vec<String>> {
-    let events = if quick { 10_000 } else { 100_000 };
+    // Enough events to outgrow the 64 MiB cache several times over on disk.
+    let (steps, per_step) = if quick { (4, 2_500) } else { (8, 25_000) };
+    let events = steps * per_step;
     let node = BenchNode::start(kithd).await?;
     tokio::time::sleep(SETTLE).await;
-    let before = node.rss_kib()?;
-    let ingest = crate::ingest::run(&node, 50, events).await?;
+    let mut readings = vec![format!("0: {}", mib(node.rss_kib()?))];
+    let mut failures = Vec::new();
+    for step in 1..=steps {
+        let ingest = crate::ingest::run(&node, 50, per_step).await?;
+        if ingest.failures > 0 {
+            failures.push(ingest.line());
+        }
+        readings.push(format!("{}: {}", step * per_step, mib(node.rss_kib()?)));
+    }
     tokio::time::sleep(SETTLE).await;
     let line = format!(
-        "after ingesting {events} events ({:.0} events/s, 50 publishers): {} (peak {}; idle before {}); data directory {}",
-        ingest.rate(),
-        mib(node.rss_kib()?),
+        "ingesting {events} events (50 publishers), RSS after each step: {}; peak {}; data directory {} (sled cache_mib 64)",
+        readings.join(", "),
         mib(node.peak_rss_kib()?),
-        mib(before),
         mib(node.disk_bytes() / 1024),
     );
     println!("memory  {line}");
     let mut summary = vec![format!("  {line}")];
-    if ingest.failures > 0 {
-        summary.push(format!("  ({})", ingest.line()));
-    }
+    summary.extend(failures.into_iter().map(|f| format!("  FAILURES: {f}")));
     Ok(summary)
 }
