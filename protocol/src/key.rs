@@ -106,40 +106,8 @@ fn decode_text(text: &str, expected: &'static str) -> Result<[u8; 32], KeyError>
 }
 
 /// An ed25519 public key that is canonical and not weak: the identity of a member or node.
-///
-/// It keeps the decompressed point beside the bytes, so verifying does not decompress it
-/// again; equality, order and hashing use the bytes.
-#[derive(Clone, Copy)]
-pub struct PublicKey {
-    bytes: [u8; 32],
-    point: VerifyingKey,
-}
-
-impl PartialEq for PublicKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.bytes == other.bytes
-    }
-}
-
-impl Eq for PublicKey {}
-
-impl std::hash::Hash for PublicKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.bytes.hash(state);
-    }
-}
-
-impl PartialOrd for PublicKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for PublicKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.bytes.cmp(&other.bytes)
-    }
-}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicKey([u8; 32]);
 
 impl PublicKey {
     /// Checks and wraps raw key bytes.
@@ -152,28 +120,31 @@ impl PublicKey {
         if vk.is_weak() {
             return Err(KeyError::Weak(hex::encode(bytes)));
         }
-        Ok(PublicKey {
-            bytes: *bytes,
-            point: vk,
-        })
+        Ok(PublicKey(*bytes))
     }
 
     /// The 32 key bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.bytes
+        &self.0
+    }
+
+    /// The dalek verifying key. Cannot fail: the bytes were checked on construction.
+    pub(crate) fn verifying_key(&self) -> Option<VerifyingKey> {
+        VerifyingKey::from_bytes(&self.0).ok()
     }
 
     /// Strictly verifies an ed25519 signature over `message` (RFC 8032 with the extra
     /// checks of `verify_strict`: canonical S, canonical R, no small-order R or key).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         let sig = ed25519_dalek::Signature::from_bytes(signature);
-        self.point.verify_strict(message, &sig).is_ok()
+        self.verifying_key()
+            .is_some_and(|vk| vk.verify_strict(message, &sig).is_ok())
     }
 }
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&encode_text(PUBLIC_KEY_HRP, &self.bytes))
+        f.write_str(&encode_text(PUBLIC_KEY_HRP, &self.0))
     }
 }
 
@@ -230,11 +201,7 @@ impl SecretKey {
     pub fn public_key(&self) -> PublicKey {
         // A key derived from a seed is the base point times a clamped scalar: canonical and
         // never of small order.
-        let point = self.0.verifying_key();
-        PublicKey {
-            bytes: point.to_bytes(),
-            point,
-        }
+        PublicKey(self.0.verifying_key().to_bytes())
     }
 
     /// Signs `message` (pure ed25519, RFC 8032).
