@@ -244,7 +244,9 @@ pub struct Outcome {
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(BodyError::Shape("the body must be a JSON object, starting with '{'".into()));
+        return Err(BodyError::Shape(
+            "the body must be a JSON object, starting with '{'".into(),
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| BodyError::Shape(e.to_string()))
 }
@@ -294,7 +296,9 @@ impl Invite {
     pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
         let b: Self = parse(bytes)?;
         if b.uses == 0 {
-            return Err(BodyError::Shape("an invitation must allow at least one use".into()));
+            return Err(BodyError::Shape(
+                "an invitation must allow at least one use".into(),
+            ));
         }
         if let Some(note) = &b.note {
             text("note", note, limits.max_text_chars, false)?;
@@ -339,16 +343,22 @@ impl Proposal {
         text("title", &b.title, MAX_NAME, true)?;
         text("text", &b.text, limits.max_text_chars, true)?;
         if b.options.len() > MAX_OPTIONS || b.options.len() == 1 {
-            return Err(BodyError::Shape(format!("a poll has 2 to {MAX_OPTIONS} options")));
+            return Err(BodyError::Shape(format!(
+                "a poll has 2 to {MAX_OPTIONS} options"
+            )));
         }
         if !b.options.is_empty() && b.action != Action::Decide {
-            return Err(BodyError::Shape("only a 'decide' proposal can be a poll".into()));
+            return Err(BodyError::Shape(
+                "only a 'decide' proposal can be a poll".into(),
+            ));
         }
         for option in &b.options {
             text("options", option, MAX_NAME, true)?;
         }
         if b.informed_by.len() > MAX_LINKS {
-            return Err(BodyError::Shape(format!("at most {MAX_LINKS} linked events")));
+            return Err(BodyError::Shape(format!(
+                "at most {MAX_LINKS} linked events"
+            )));
         }
         match &b.action {
             Action::GrantRole { role, .. } | Action::EndRole { role, .. }
@@ -384,7 +394,9 @@ impl Outcome {
         let b: Self = parse(bytes)?;
         text("explanation", &b.explanation, limits.max_text_chars, false)?;
         if b.counted.len() > MAX_COUNTED {
-            return Err(BodyError::Shape(format!("an outcome counts at most {MAX_COUNTED} stances")));
+            return Err(BodyError::Shape(format!(
+                "an outcome counts at most {MAX_COUNTED} stances"
+            )));
         }
         Ok(b)
     }

@@ -153,7 +153,9 @@ pub enum GroupError {
         extra: usize,
     },
     /// The outcome's verdict differs from the tally.
-    #[error("the outcome says {claimed}, but the counted stances give {tally} under the group's rules")]
+    #[error(
+        "the outcome says {claimed}, but the counted stances give {tally} under the group's rules"
+    )]
     TallyMismatch {
         /// What the outcome says.
         claimed: String,

@@ -270,11 +270,17 @@ impl Rules {
     pub fn describe(&self) -> Vec<String> {
         let mut lines: Vec<String> = ActionType::ALL
             .iter()
-            .filter_map(|a| self.decisions.get(a).map(|m| format!("{}: {}", capitalise(a.describe()), m.describe())))
+            .filter_map(|a| {
+                self.decisions
+                    .get(a)
+                    .map(|m| format!("{}: {}", capitalise(a.describe()), m.describe()))
+            })
             .collect();
         lines.push(match self.invite {
             Who::AnyMember => "Any member may invite people.".into(),
-            Who::RoleHolders => "Members holding a role with the invite power may invite people.".into(),
+            Who::RoleHolders => {
+                "Members holding a role with the invite power may invite people.".into()
+            }
         });
         lines.push(match self.facilitate {
             Who::AnyMember => "Any member may write the outcome of a closed proposal; every node checks it against the stances.".into(),
@@ -284,7 +290,11 @@ impl Rules {
             let powers: Vec<&str> = role.powers.iter().map(|p| p.describe()).collect();
             lines.push(format!(
                 "Role '{label}': may {}; terms last at most {} days and end on their own.",
-                if powers.is_empty() { "do nothing special".to_owned() } else { powers.join(", ") },
+                if powers.is_empty() {
+                    "do nothing special".to_owned()
+                } else {
+                    powers.join(", ")
+                },
                 role.max_term_days
             ));
         }
@@ -322,8 +332,14 @@ mod tests {
         let rules = Rules::mutual_aid_default();
         rules.check().unwrap();
         let text = rules.describe().join("\n");
-        assert!(text.contains("Letting someone new in: by consent"), "{text}");
-        assert!(text.contains("Role 'welcomer': may invite people"), "{text}");
+        assert!(
+            text.contains("Letting someone new in: by consent"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Role 'welcomer': may invite people"),
+            "{text}"
+        );
         let json = serde_json::to_string(&rules).unwrap();
         assert_eq!(serde_json::from_str::<Rules>(&json).unwrap(), rules);
     }
@@ -332,9 +348,17 @@ mod tests {
     fn incomplete_rules_are_refused() {
         let mut rules = Rules::mutual_aid_default();
         rules.decisions.remove(&ActionType::Remove);
-        assert_eq!(rules.check(), Err(RulesError::MissingDecision("removing a member")));
+        assert_eq!(
+            rules.check(),
+            Err(RulesError::MissingDecision("removing a member"))
+        );
         let mut rules = Rules::mutual_aid_default();
-        rules.decisions.insert(ActionType::Decide, Method::Role { role: "queen".into() });
+        rules.decisions.insert(
+            ActionType::Decide,
+            Method::Role {
+                role: "queen".into(),
+            },
+        );
         assert!(matches!(rules.check(), Err(RulesError::UnknownRole(_))));
     }
 }

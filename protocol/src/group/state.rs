@@ -235,7 +235,10 @@ impl GroupState {
     /// Whether `key` holds a role with `power` at time `at`.
     pub fn has_power(&self, key: &PublicKey, power: Power, at: Timestamp) -> bool {
         self.roles.iter().any(|(label, holders)| {
-            self.rules.roles.get(label).is_some_and(|r| r.powers.contains(&power))
+            self.rules
+                .roles
+                .get(label)
+                .is_some_and(|r| r.powers.contains(&power))
                 && holders.get(key).is_some_and(|h| at < h.term_ends)
         })
     }
@@ -268,8 +271,13 @@ impl GroupState {
             super::INVITE => {
                 let invite = Invite::parse(body, limits).map_err(body_err)?;
                 self.member(&author)?;
-                if self.rules.invite == Who::RoleHolders && !self.has_power(&author, Power::Invite, at) {
-                    return Err(GroupError::NoPower { key: author, power: Power::Invite });
+                if self.rules.invite == Who::RoleHolders
+                    && !self.has_power(&author, Power::Invite, at)
+                {
+                    return Err(GroupError::NoPower {
+                        key: author,
+                        power: Power::Invite,
+                    });
                 }
                 if invite.expires_at <= at {
                     return Err(GroupError::AlreadyExpired);
@@ -320,7 +328,10 @@ impl GroupState {
             super::STANCE => {
                 let stance = Stance::parse(body, limits).map_err(body_err)?;
                 self.member(&author)?;
-                let p = self.proposals.get(&stance.proposal).ok_or(GroupError::UnknownProposal(stance.proposal))?;
+                let p = self
+                    .proposals
+                    .get(&stance.proposal)
+                    .ok_or(GroupError::UnknownProposal(stance.proposal))?;
                 if p.outcome.is_some() || at > p.proposal.closes_at {
                     return Err(GroupError::ProposalClosed(stance.proposal));
                 }
@@ -347,14 +358,27 @@ impl GroupState {
 
     fn check_action(&self, action: &Action, at: Timestamp) -> Result<(), GroupError> {
         match action {
-            Action::Admit { key } if self.members.contains_key(key) => Err(GroupError::AlreadyMember(*key)),
+            Action::Admit { key } if self.members.contains_key(key) => {
+                Err(GroupError::AlreadyMember(*key))
+            }
             Action::Remove { key } => self.member(key).map(drop),
-            Action::GrantRole { role, holder, term_ends } => {
-                let def = self.rules.roles.get(role).ok_or_else(|| GroupError::UnknownRole(role.clone()))?;
+            Action::GrantRole {
+                role,
+                holder,
+                term_ends,
+            } => {
+                let def = self
+                    .rules
+                    .roles
+                    .get(role)
+                    .ok_or_else(|| GroupError::UnknownRole(role.clone()))?;
                 self.member(holder)?;
                 let longest = at.plus_millis(u64::from(def.max_term_days) * DAY_MS);
                 if *term_ends <= at || *term_ends > longest {
-                    return Err(GroupError::TermOutOfRange { role: role.clone(), max_days: def.max_term_days });
+                    return Err(GroupError::TermOutOfRange {
+                        role: role.clone(),
+                        max_days: def.max_term_days,
+                    });
                 }
                 Ok(())
             }
@@ -362,7 +386,10 @@ impl GroupState {
                 if self.roles.get(role).is_some_and(|h| h.contains_key(holder)) {
                     Ok(())
                 } else {
-                    Err(GroupError::NotHolding { role: role.clone(), key: *holder })
+                    Err(GroupError::NotHolding {
+                        role: role.clone(),
+                        key: *holder,
+                    })
                 }
             }
             _ => Ok(()),
@@ -372,26 +399,38 @@ impl GroupState {
     /// The stances an outcome must count: the latest stance of every eligible member.
     /// The member a removal proposal is about is not eligible: they can speak, but cannot
     /// block their own removal.
-    pub fn countable<'p>(&self, proposal: &'p ProposalState) -> BTreeMap<PublicKey, &'p StanceRecord> {
-        let excluded = match &proposal.proposal.action {
-            Action::Remove { key } => Some(*key),
-            _ => None,
-        };
+    pub fn countable<'p>(
+        &self,
+        proposal: &'p ProposalState,
+    ) -> BTreeMap<PublicKey, &'p StanceRecord> {
         proposal
             .stances
             .iter()
-            .filter(|(k, _)| self.members.contains_key(k) && Some(**k) != excluded)
+            .filter(|(k, _)| self.is_eligible(k, proposal))
             .map(|(k, s)| (*k, s))
             .collect()
     }
 
-    /// Members whose voice counts on this proposal (the denominator of the quorum).
+    /// Members whose voice counts on this proposal (the denominator of the quorum): those
+    /// who are members now and already were when it closed (someone who joined later could
+    /// never have given a stance), except the member a removal is about.
     pub fn eligible(&self, proposal: &ProposalState) -> usize {
-        let excluded = match &proposal.proposal.action {
-            Action::Remove { key } if self.members.contains_key(key) => 1,
-            _ => 0,
-        };
-        self.members.len() - excluded
+        self.members
+            .iter()
+            .filter(|(k, m)| m.since <= proposal.proposal.closes_at && !Self::excluded(k, proposal))
+            .count()
+    }
+
+    fn is_eligible(&self, key: &PublicKey, proposal: &ProposalState) -> bool {
+        !Self::excluded(key, proposal)
+            && self
+                .members
+                .get(key)
+                .is_some_and(|m| m.since <= proposal.proposal.closes_at)
+    }
+
+    fn excluded(key: &PublicKey, proposal: &ProposalState) -> bool {
+        matches!(&proposal.proposal.action, Action::Remove { key: removed } if removed == key)
     }
 
     /// What the counted stances give under the proposal's method: the verdict and, for a
@@ -401,15 +440,27 @@ impl GroupState {
         let eligible = self.eligible(proposal) as u64;
         let took_part = counted.len() as u64;
         let quorum = |pct: u8| took_part * 100 >= u64::from(pct) * eligible;
-        let verdict = |passed: bool| if passed { Verdict::Passed } else { Verdict::Failed };
+        let verdict = |passed: bool| {
+            if passed {
+                Verdict::Passed
+            } else {
+                Verdict::Failed
+            }
+        };
         let count = |k: StanceKind| counted.values().filter(|s| s.stance == k).count() as u64;
         let (passed, quorum_pct) = match &proposal.method {
             Method::Role { .. } => return None,
             Method::Consent { quorum_pct } => (count(StanceKind::Block) == 0, *quorum_pct),
-            Method::Majority { threshold_pct, quorum_pct } => {
+            Method::Majority {
+                threshold_pct,
+                quorum_pct,
+            } => {
                 let agree = count(StanceKind::Agree);
                 let against = count(StanceKind::Disagree) + count(StanceKind::Block);
-                (agree * 100 > u64::from(*threshold_pct) * (agree + against), *quorum_pct)
+                (
+                    agree * 100 > u64::from(*threshold_pct) * (agree + against),
+                    *quorum_pct,
+                )
             }
         };
         if !proposal.proposal.options.is_empty() {
@@ -420,29 +471,51 @@ impl GroupState {
                 }
             }
             let best = votes.iter().copied().max().unwrap_or(0);
-            let winner = votes.iter().position(|v| *v == best && best > 0).map(|i| i as u32);
+            let winner = votes
+                .iter()
+                .position(|v| *v == best && best > 0)
+                .map(|i| i as u32);
             let ok = quorum(quorum_pct) && winner.is_some() && count(StanceKind::Block) == 0;
             return Some((verdict(ok), if ok { winner } else { None }));
         }
         Some((verdict(passed && quorum(quorum_pct)), None))
     }
 
-    fn check_outcome(&self, outcome: &Outcome, author: PublicKey, at: Timestamp) -> Result<(), GroupError> {
+    fn check_outcome(
+        &self,
+        outcome: &Outcome,
+        author: PublicKey,
+        at: Timestamp,
+    ) -> Result<(), GroupError> {
         let id = outcome.proposal;
-        let p = self.proposals.get(&id).ok_or(GroupError::UnknownProposal(id))?;
+        let p = self
+            .proposals
+            .get(&id)
+            .ok_or(GroupError::UnknownProposal(id))?;
         if p.outcome.is_some() {
             return Err(GroupError::AlreadyDecided(id));
         }
         if at < p.proposal.closes_at {
-            return Err(GroupError::StillOpen { proposal: id, closes_at: p.proposal.closes_at });
+            return Err(GroupError::StillOpen {
+                proposal: id,
+                closes_at: p.proposal.closes_at,
+            });
         }
         match &p.method {
             Method::Role { role } if !self.holds(&author, role, at) => {
-                return Err(GroupError::NotHolding { role: role.clone(), key: author });
+                return Err(GroupError::NotHolding {
+                    role: role.clone(),
+                    key: author,
+                });
             }
             Method::Role { .. } => {}
-            _ if self.rules.facilitate == Who::RoleHolders && !self.has_power(&author, Power::Facilitate, at) => {
-                return Err(GroupError::NoPower { key: author, power: Power::Facilitate });
+            _ if self.rules.facilitate == Who::RoleHolders
+                && !self.has_power(&author, Power::Facilitate, at) =>
+            {
+                return Err(GroupError::NoPower {
+                    key: author,
+                    power: Power::Facilitate,
+                });
             }
             _ => {}
         }
@@ -473,14 +546,31 @@ impl GroupState {
             m.last_heard = m.last_heard.max(at);
         }
         let log = |s: &mut GroupState, what: String, decision: Option<EventId>| {
-            s.log.push(LogEntry { event: id, at, actor: author, what, decision });
+            s.log.push(LogEntry {
+                event: id,
+                at,
+                actor: author,
+                what,
+                decision,
+            });
         };
         match change {
             Change::Content => {}
             Change::Invite(invite) => {
                 let uses = invite.uses;
-                self.invites.insert(id, InviteState { author, expires_at: invite.expires_at, uses_left: uses });
-                log(self, format!("wrote an invitation for up to {uses} people"), None);
+                self.invites.insert(
+                    id,
+                    InviteState {
+                        author,
+                        expires_at: invite.expires_at,
+                        uses_left: uses,
+                    },
+                );
+                log(
+                    self,
+                    format!("wrote an invitation for up to {uses} people"),
+                    None,
+                );
             }
             Change::Join(join) => {
                 let how = if let Some(inv) = self.invites.get_mut(&join.via) {
@@ -491,7 +581,16 @@ impl GroupState {
                     self.admitted.remove(&author);
                     "joined, admitted by decision".to_owned()
                 };
-                self.members.insert(author, Member { since: at, via: join.via, me: join.me, quiet: false, last_heard: at });
+                self.members.insert(
+                    author,
+                    Member {
+                        since: at,
+                        via: join.via,
+                        me: join.me,
+                        quiet: false,
+                        last_heard: at,
+                    },
+                );
                 log(self, how, None);
             }
             Change::Leave(leave) => {
@@ -507,14 +606,36 @@ impl GroupState {
             }
             Change::Proposal(proposal, method) => {
                 let title = proposal.title.clone();
-                self.proposals.insert(id, ProposalState { author, at, proposal, method, stances: BTreeMap::new(), outcome: None });
+                self.proposals.insert(
+                    id,
+                    ProposalState {
+                        author,
+                        at,
+                        proposal,
+                        method,
+                        stances: BTreeMap::new(),
+                        outcome: None,
+                    },
+                );
                 log(self, format!("proposed '{title}'"), None);
             }
             Change::Stance(stance) => {
                 if let Some(p) = self.proposals.get_mut(&stance.proposal) {
-                    let newer = p.stances.get(&author).is_none_or(|old| (old.at, old.event) < (at, id));
+                    let newer = p
+                        .stances
+                        .get(&author)
+                        .is_none_or(|old| (old.at, old.event) < (at, id));
                     if newer {
-                        p.stances.insert(author, StanceRecord { event: id, at, stance: stance.stance, reason: stance.reason, option: stance.option });
+                        p.stances.insert(
+                            author,
+                            StanceRecord {
+                                event: id,
+                                at,
+                                stance: stance.stance,
+                                reason: stance.reason,
+                                option: stance.option,
+                            },
+                        );
                     }
                 }
             }
@@ -533,7 +654,9 @@ impl GroupState {
 
     fn apply_outcome(&mut self, event: &Event, outcome: Outcome) {
         let id = event.id();
-        let Some(p) = self.proposals.get(&outcome.proposal).cloned() else { return };
+        let Some(p) = self.proposals.get(&outcome.proposal).cloned() else {
+            return;
+        };
         let title = p.proposal.title.clone();
         let effect = if outcome.result == Verdict::Passed {
             self.apply_action(&p.proposal.action, event, outcome.proposal)
@@ -579,18 +702,35 @@ impl GroupState {
                 self.end_membership(*key, id);
                 format!("passed: {key} is removed from the group")
             }
-            Action::GrantRole { role, holder, term_ends } => {
+            Action::GrantRole {
+                role,
+                holder,
+                term_ends,
+            } => {
                 if !self.members.contains_key(holder) || !self.rules.roles.contains_key(role) {
                     return format!("passed, but {holder} is no longer a member or the role '{role}' no longer exists");
                 }
                 let holders = self.roles.entry(role.clone()).or_default();
                 let renewed = holders.contains_key(holder);
-                holders.insert(*holder, Holding { term_ends: *term_ends, granted_by: id });
+                holders.insert(
+                    *holder,
+                    Holding {
+                        term_ends: *term_ends,
+                        granted_by: id,
+                    },
+                );
                 let verb = if renewed { "renewed" } else { "granted" };
-                format!("passed: role '{role}' {verb} to {holder} until {} ms", term_ends.0)
+                format!(
+                    "passed: role '{role}' {verb} to {holder} until {} ms",
+                    term_ends.0
+                )
             }
             Action::EndRole { role, holder } => {
-                let removed = self.roles.get_mut(role).and_then(|h| h.remove(holder)).is_some();
+                let removed = self
+                    .roles
+                    .get_mut(role)
+                    .and_then(|h| h.remove(holder))
+                    .is_some();
                 self.roles.retain(|_, h| !h.is_empty());
                 if removed {
                     format!("passed: {holder} no longer holds the role '{role}'")
@@ -601,7 +741,8 @@ impl GroupState {
             Action::ChangeRules { rules } => {
                 self.rules = rules.clone();
                 let rules = &self.rules;
-                self.roles.retain(|label, _| rules.roles.contains_key(label));
+                self.roles
+                    .retain(|label, _| rules.roles.contains_key(label));
                 "passed: the group's rules are changed".to_owned()
             }
             Action::Decide => "passed: the decision is recorded".to_owned(),
@@ -610,8 +751,14 @@ impl GroupState {
 
     /// Members who have not yet given a stance on an open proposal ("who isn't here?").
     pub fn missing_voices(&self, proposal: &EventId) -> Vec<PublicKey> {
-        let Some(p) = self.proposals.get(proposal) else { return Vec::new() };
-        self.members.keys().filter(|k| !p.stances.contains_key(k)).copied().collect()
+        let Some(p) = self.proposals.get(proposal) else {
+            return Vec::new();
+        };
+        self.members
+            .keys()
+            .filter(|k| !p.stances.contains_key(k))
+            .copied()
+            .collect()
     }
 
     /// Members not heard from since `since`, except those who opted out.
@@ -634,7 +781,9 @@ impl GroupState {
                         event: h.granted_by,
                         at: h.term_ends,
                         actor: *key,
-                        what: format!("the role '{label}' held by {key} expired at the end of its term"),
+                        what: format!(
+                            "the role '{label}' held by {key} expired at the end of its term"
+                        ),
                         decision: None,
                     });
                 }
