@@ -221,6 +221,8 @@ fn big_group() -> (Event, Vec<Event>) {
         let body = body::to_bytes(&Outcome {
             proposal,
             counted,
+            // Built without checks: the bench only needs the fold's work, not a quorum.
+            eligible: STANCES as u32,
             result,
             option: None,
             explanation: "Counted.".into(),

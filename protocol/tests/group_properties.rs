@@ -391,9 +391,14 @@ impl History {
                 }
             }
         }
+        let eligible = causal
+            .proposals
+            .get(&proposal)
+            .map_or(0, |p| causal.eligible(p) as u32);
         let body = body::to_bytes(&Outcome {
             proposal,
             counted,
+            eligible,
             result,
             option,
             explanation: "tallied".into(),

@@ -233,6 +233,10 @@ pub struct Outcome {
     pub proposal: EventId,
     /// Every stance counted: the latest stance of each member, given before the close.
     pub counted: BTreeSet<EventId>,
+    /// How many members' voices counted toward the quorum (members at the close, less the
+    /// member a removal is about). With `counted`, this makes the outcome's tally
+    /// self-contained, so a stance signed later and dated back cannot reopen the decision.
+    pub eligible: u32,
     /// Passed or failed.
     pub result: Verdict,
     /// For a poll: the winning option, if any.

@@ -288,7 +288,7 @@ impl Group {
             }
             let event = &self.events[id];
             if !horizon.hidden.contains(id) {
-                match state.decide(event, &self.limits) {
+                match state.replay(event, &self.limits) {
                     Ok(change) => state.apply(event, change),
                     Err(e) => {
                         state.not_applied.insert(*id, e.to_string());

@@ -102,6 +102,8 @@ pub struct ProposalState {
     pub method: Method,
     /// Each member's latest stance.
     pub stances: BTreeMap<PublicKey, StanceRecord>,
+    /// Every stance given, by event, with its author: what an outcome's `counted` names.
+    pub given: BTreeMap<EventId, (PublicKey, StanceRecord)>,
     /// The outcome, once written.
     pub outcome: Option<OutcomeRecord>,
 }
@@ -257,6 +259,18 @@ impl GroupState {
 
     /// Whether `event` is allowed in this state, and what it would change. Never mutates.
     pub fn decide(&self, event: &Event, limits: &Limits) -> Result<Change, GroupError> {
+        self.judge(event, limits, true)
+    }
+
+    /// Like [`GroupState::decide`], for an event being replayed in the fold rather than
+    /// offered new: an outcome is then checked against the stances it names, not against
+    /// every stance now known (a stance signed later and dated back must not reopen a
+    /// decision the group has made).
+    pub fn replay(&self, event: &Event, limits: &Limits) -> Result<Change, GroupError> {
+        self.judge(event, limits, false)
+    }
+
+    fn judge(&self, event: &Event, limits: &Limits, strict: bool) -> Result<Change, GroupError> {
         let author = event.author();
         let at = event.created_at();
         let body = event.body().ok_or(GroupError::BodyMissing)?;
@@ -349,7 +363,7 @@ impl GroupState {
             super::OUTCOME => {
                 let outcome = Outcome::parse(body, limits).map_err(body_err)?;
                 self.member(&author)?;
-                self.check_outcome(&outcome, author, at)?;
+                self.check_outcome(&outcome, author, at, strict)?;
                 Ok(Change::Outcome(outcome))
             }
             other => Err(GroupError::NotAGroupKind(other)),
@@ -433,52 +447,12 @@ impl GroupState {
         matches!(&proposal.proposal.action, Action::Remove { key: removed } if removed == key)
     }
 
-    /// What the counted stances give under the proposal's method: the verdict and, for a
+    /// What the current stances give under the proposal's method: the verdict and, for a
     /// poll, the winning option. `None` for role-delegated decisions (the holder decides).
+    /// This is what a new outcome must say.
     pub fn tally(&self, proposal: &ProposalState) -> Option<(Verdict, Option<u32>)> {
-        let counted = self.countable(proposal);
-        let eligible = self.eligible(proposal) as u64;
-        let took_part = counted.len() as u64;
-        let quorum = |pct: u8| took_part * 100 >= u64::from(pct) * eligible;
-        let verdict = |passed: bool| {
-            if passed {
-                Verdict::Passed
-            } else {
-                Verdict::Failed
-            }
-        };
-        let count = |k: StanceKind| counted.values().filter(|s| s.stance == k).count() as u64;
-        let (passed, quorum_pct) = match &proposal.method {
-            Method::Role { .. } => return None,
-            Method::Consent { quorum_pct } => (count(StanceKind::Block) == 0, *quorum_pct),
-            Method::Majority {
-                threshold_pct,
-                quorum_pct,
-            } => {
-                let agree = count(StanceKind::Agree);
-                let against = count(StanceKind::Disagree) + count(StanceKind::Block);
-                (
-                    agree * 100 > u64::from(*threshold_pct) * (agree + against),
-                    *quorum_pct,
-                )
-            }
-        };
-        if !proposal.proposal.options.is_empty() {
-            let mut votes = vec![0u64; proposal.proposal.options.len()];
-            for s in counted.values().filter(|s| s.stance == StanceKind::Agree) {
-                if let Some(i) = s.option {
-                    votes[i as usize] += 1;
-                }
-            }
-            let best = votes.iter().copied().max().unwrap_or(0);
-            let winner = votes
-                .iter()
-                .position(|v| *v == best && best > 0)
-                .map(|i| i as u32);
-            let ok = quorum(quorum_pct) && winner.is_some() && count(StanceKind::Block) == 0;
-            return Some((verdict(ok), if ok { winner } else { None }));
-        }
-        Some((verdict(passed && quorum(quorum_pct)), None))
+        let counted: Vec<&StanceRecord> = self.countable(proposal).into_values().collect();
+        tally_stances(proposal, &counted, self.eligible(proposal) as u64)
     }
 
     fn check_outcome(
@@ -486,6 +460,7 @@ impl GroupState {
         outcome: &Outcome,
         author: PublicKey,
         at: Timestamp,
+        strict: bool,
     ) -> Result<(), GroupError> {
         let id = outcome.proposal;
         let p = self
@@ -519,14 +494,32 @@ impl GroupState {
             }
             _ => {}
         }
-        let expected: BTreeSet<EventId> = self.countable(p).values().map(|s| s.event).collect();
-        if expected != outcome.counted {
-            return Err(GroupError::CountedMismatch {
-                missing: expected.difference(&outcome.counted).count(),
-                extra: outcome.counted.difference(&expected).count(),
-            });
+        if strict {
+            // A new outcome must count exactly the stances its author has seen.
+            let expected: BTreeSet<EventId> = self.countable(p).values().map(|s| s.event).collect();
+            if expected != outcome.counted || outcome.eligible as usize != self.eligible(p) {
+                return Err(GroupError::CountedMismatch {
+                    missing: expected.difference(&outcome.counted).count(),
+                    extra: outcome.counted.difference(&expected).count(),
+                });
+            }
         }
-        if let Some((verdict, option)) = self.tally(p) {
+        // Replayed or new, the verdict must follow from the stances it names (one per
+        // member, each a stance on this proposal) and the eligible count it states.
+        let mut authors = BTreeSet::new();
+        let mut counted = Vec::with_capacity(outcome.counted.len());
+        for id in &outcome.counted {
+            match p.given.get(id) {
+                Some((author, record)) if authors.insert(*author) => counted.push(record),
+                _ => {
+                    return Err(GroupError::CountedMismatch {
+                        missing: 0,
+                        extra: 1,
+                    })
+                }
+            }
+        }
+        if let Some((verdict, option)) = tally_stances(p, &counted, u64::from(outcome.eligible)) {
             if verdict != outcome.result || option != outcome.option {
                 return Err(GroupError::TallyMismatch {
                     claimed: format!("{:?} {:?}", outcome.result, outcome.option),
@@ -614,6 +607,7 @@ impl GroupState {
                         proposal,
                         method,
                         stances: BTreeMap::new(),
+                        given: BTreeMap::new(),
                         outcome: None,
                     },
                 );
@@ -621,21 +615,20 @@ impl GroupState {
             }
             Change::Stance(stance) => {
                 if let Some(p) = self.proposals.get_mut(&stance.proposal) {
+                    let record = StanceRecord {
+                        event: id,
+                        at,
+                        stance: stance.stance,
+                        reason: stance.reason,
+                        option: stance.option,
+                    };
+                    p.given.insert(id, (author, record.clone()));
                     let newer = p
                         .stances
                         .get(&author)
                         .is_none_or(|old| (old.at, old.event) < (at, id));
                     if newer {
-                        p.stances.insert(
-                            author,
-                            StanceRecord {
-                                event: id,
-                                at,
-                                stance: stance.stance,
-                                reason: stance.reason,
-                                option: stance.option,
-                            },
-                        );
+                        p.stances.insert(author, record);
                     }
                 }
             }
@@ -792,4 +785,54 @@ impl GroupState {
         out.sort_by_key(|e| e.at);
         out
     }
+}
+
+/// The verdict (and poll winner) that `counted` stances give under the proposal's method,
+/// with `eligible` voices in the quorum's denominator. `None` for role-delegated decisions.
+fn tally_stances(
+    proposal: &ProposalState,
+    counted: &[&StanceRecord],
+    eligible: u64,
+) -> Option<(Verdict, Option<u32>)> {
+    let took_part = counted.len() as u64;
+    let quorum = |pct: u8| took_part * 100 >= u64::from(pct) * eligible;
+    let verdict = |passed: bool| {
+        if passed {
+            Verdict::Passed
+        } else {
+            Verdict::Failed
+        }
+    };
+    let count = |k: StanceKind| counted.iter().filter(|s| s.stance == k).count() as u64;
+    let (passed, quorum_pct) = match &proposal.method {
+        Method::Role { .. } => return None,
+        Method::Consent { quorum_pct } => (count(StanceKind::Block) == 0, *quorum_pct),
+        Method::Majority {
+            threshold_pct,
+            quorum_pct,
+        } => {
+            let agree = count(StanceKind::Agree);
+            let against = count(StanceKind::Disagree) + count(StanceKind::Block);
+            (
+                agree * 100 > u64::from(*threshold_pct) * (agree + against),
+                *quorum_pct,
+            )
+        }
+    };
+    if !proposal.proposal.options.is_empty() {
+        let mut votes = vec![0u64; proposal.proposal.options.len()];
+        for s in counted.iter().filter(|s| s.stance == StanceKind::Agree) {
+            if let Some(v) = s.option.and_then(|i| votes.get_mut(i as usize)) {
+                *v += 1;
+            }
+        }
+        let best = votes.iter().copied().max().unwrap_or(0);
+        let winner = votes
+            .iter()
+            .position(|v| *v == best && best > 0)
+            .map(|i| i as u32);
+        let ok = quorum(quorum_pct) && winner.is_some() && count(StanceKind::Block) == 0;
+        return Some((verdict(ok), if ok { winner } else { None }));
+    }
+    Some((verdict(passed && quorum(quorum_pct)), None))
 }
