@@ -455,6 +455,20 @@ fn the_genesis_must_be_a_group_create_outside_any_group() {
         GroupState::genesis(&nested, &Limits::default()).unwrap_err(),
         GroupError::NotGenesis
     );
+    // A group_create citing parents is not a genesis: it would have ancestors outside the
+    // group (this used to crash the fold when a later event was not on the fast path).
+    let with_parents = EventBuilder::new(
+        group::GROUP_CREATE,
+        Timestamp(T0 + 1),
+        c.genesis.body().unwrap().to_vec(),
+    )
+    .parents([c.genesis.id()])
+    .sign(&ada())
+    .unwrap();
+    assert_eq!(
+        Group::create(with_parents, Limits::default()).unwrap_err(),
+        GroupError::NotGenesis
+    );
     // Rules that leave out a decision are refused in the genesis.
     let mut rules = Rules::mutual_aid_default();
     rules.decisions.remove(&ActionType::Admit);

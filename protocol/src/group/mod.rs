@@ -48,7 +48,7 @@ pub const OUTCOME: Kind = Kind(112);
 #[non_exhaustive]
 pub enum GroupError {
     /// The event does not create a group.
-    #[error("a group starts with a group_create event (kind 100) that names no group")]
+    #[error("a group starts with a group_create event (kind 100) that names no group and cites no parents")]
     NotGenesis,
     /// The event names another group.
     #[error("this event belongs to another group")]

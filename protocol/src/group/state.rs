@@ -184,7 +184,12 @@ const DAY_MS: u64 = 86_400_000;
 impl GroupState {
     /// The state right after the creating event (which must be kind 100 without a group).
     pub fn genesis(event: &Event, limits: &Limits) -> Result<GroupState, GroupError> {
-        if event.kind() != super::GROUP_CREATE || event.group().is_some() {
+        // A group starts from nothing: a creating event that cited parents would have
+        // ancestors outside the group, which no fold could order.
+        if event.kind() != super::GROUP_CREATE
+            || event.group().is_some()
+            || !event.header().parents.is_empty()
+        {
             return Err(GroupError::NotGenesis);
         }
         let body = event.body().ok_or(GroupError::BodyMissing)?;
