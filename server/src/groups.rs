@@ -131,7 +131,7 @@ impl Groups {
             return Ok(());
         };
         self.with_group(&id, |g| {
-            if let Err(e) = g.insert(event.clone()) {
+            if let Err(e) = g.insert_checked(event.clone()) {
                 // Checked before storing; a failure here means a concurrent publish raced
                 // it, which the fold resolves when the group is next loaded.
                 tracing::warn!(group = %id, event = %event.id(), "stored event not added to group state: {e}");

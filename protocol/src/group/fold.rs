@@ -136,6 +136,17 @@ impl Group {
 
     /// Adds an allowed event. Returns `false` if it was already held.
     pub fn insert(&mut self, event: Event) -> Result<bool, GroupError> {
+        self.insert_inner(event, true)
+    }
+
+    /// Adds an event that [`Group::check`] accepted on this group, skipping the second
+    /// fold of its ancestors: the state its parents establish cannot change as other events
+    /// arrive, so the earlier verdict stands. (The structure is checked again.)
+    pub fn insert_checked(&mut self, event: Event) -> Result<bool, GroupError> {
+        self.insert_inner(event, false)
+    }
+
+    fn insert_inner(&mut self, event: Event, judge: bool) -> Result<bool, GroupError> {
         if self.events.contains_key(&event.id()) {
             return Ok(false);
         }
@@ -148,8 +159,10 @@ impl Group {
             self.state.apply(&event, change);
             self.add(event);
         } else {
-            let causal = self.fold_set(Some(&self.ancestors(&parents)));
-            causal.decide(&event, &self.limits)?;
+            if judge {
+                let causal = self.fold_set(Some(&self.ancestors(&parents)));
+                causal.decide(&event, &self.limits)?;
+            }
             self.add(event);
             self.state = self.fold_set(None);
         }
