@@ -111,6 +111,18 @@ pub static REGISTRY: &[KindSpec] = &[
         check_body: |b, l| body::Profile::parse(b, l).map(drop),
     },
     KindSpec {
+        kind: group::HIDE,
+        name: "group_hide",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Moderate::parse(b, l).map(drop),
+    },
+    KindSpec {
+        kind: group::UNHIDE,
+        name: "group_unhide",
+        group: GroupRule::Required,
+        check_body: |b, l| body::Moderate::parse(b, l).map(drop),
+    },
+    KindSpec {
         kind: group::PROPOSAL,
         name: "proposal",
         group: GroupRule::Required,

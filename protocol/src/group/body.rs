@@ -164,6 +164,27 @@ impl Action {
     }
 }
 
+/// Kind 105: a holder of the hide power hides an event of the group while it is reviewed
+/// (kept, not shown). Kind 106 (`Unhide`, same shape) shows it again. Both appear in the
+/// accountability log with their reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moderate {
+    /// The event hidden or shown again.
+    pub event: EventId,
+    /// Why, in plain words (required: every use of power is explained).
+    pub reason: String,
+}
+
+impl Moderate {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        text("reason", &b.reason, limits.max_text_chars, true)?;
+        Ok(b)
+    }
+}
+
 /// Kind 110: a proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,6 +35,10 @@ pub const JOIN: Kind = Kind(102);
 pub const LEAVE: Kind = Kind(103);
 /// Kind 104: a member's self-description.
 pub const PROFILE: Kind = Kind(104);
+/// Kind 105: hide an event pending review.
+pub const HIDE: Kind = Kind(105);
+/// Kind 106: show a hidden event again.
+pub const UNHIDE: Kind = Kind(106);
 /// Kind 110: a proposal.
 pub const PROPOSAL: Kind = Kind(110);
 /// Kind 111: a stance.
@@ -90,6 +94,9 @@ pub enum GroupError {
         /// Which power.
         power: Power,
     },
+    /// Someone removed by decision tries to rejoin with an invitation.
+    #[error("{0} was removed by a decision of the group; only another decision (an admit proposal) can let them back in")]
+    RemovedByDecision(PublicKey),
     /// A join without a valid invitation or admission.
     #[error("the join names neither an open invitation nor a decision admitting this key")]
     NoInvitation,

@@ -108,7 +108,7 @@ pub enum Power {
     Invite,
     /// Write outcomes of closed proposals.
     Facilitate,
-    /// Hide posts pending review (reserved for moderation; not yet used).
+    /// Hide events pending review (and show them again), each with a reason in the log.
     Hide,
 }
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::body::{
-    Action, GroupCreate, Invite, Join, Leave, Outcome, Profile, Proposal, SelfDescription, Stance,
-    StanceKind, Verdict, Visibility,
+    Action, GroupCreate, Invite, Join, Leave, Moderate, Outcome, Profile, Proposal,
+    SelfDescription, Stance, StanceKind, Verdict, Visibility,
 };
 use super::rules::{Method, Power, Rules, Who};
 use super::GroupError;
@@ -108,6 +108,19 @@ pub struct ProposalState {
     pub outcome: Option<OutcomeRecord>,
 }
 
+/// An event hidden pending review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moderation {
+    /// Who hid it.
+    pub by: PublicKey,
+    /// When.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: String,
+    /// The hiding event.
+    pub event: EventId,
+}
+
 /// One line of the accountability log: a use of power, who, when, under which decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -156,6 +169,12 @@ pub struct GroupState {
     pub not_applied: BTreeMap<EventId, String>,
     /// Events hidden by the removal horizon (SPEC.md §8.5).
     pub hidden: BTreeSet<EventId>,
+    /// Events hidden by a holder of the hide power while they are reviewed, with who, when
+    /// and why. They stay stored; clients do not show them.
+    pub moderated: BTreeMap<EventId, Moderation>,
+    /// Keys removed by decision: they can come back only through an `admit` decision, not
+    /// with an invitation.
+    pub removed: BTreeSet<PublicKey>,
 }
 
 /// What an allowed event changes.
@@ -177,6 +196,8 @@ pub enum Change {
     Stance(Stance),
     /// An outcome (already checked against the tally).
     Outcome(Outcome),
+    /// Hide (true) or show again (false) an event.
+    Moderate(Moderate, bool),
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -230,6 +251,8 @@ impl GroupState {
             ended: Vec::new(),
             not_applied: BTreeMap::new(),
             hidden: BTreeSet::new(),
+            moderated: BTreeMap::new(),
+            removed: BTreeSet::new(),
         })
     }
 
@@ -248,6 +271,11 @@ impl GroupState {
                 .is_some_and(|r| r.powers.contains(&power))
                 && holders.get(key).is_some_and(|h| at < h.term_ends)
         })
+    }
+
+    /// Whether any member holds a role with `power` at time `at`.
+    pub fn anyone_has_power(&self, power: Power, at: Timestamp) -> bool {
+        self.members.keys().any(|k| self.has_power(k, power, at))
     }
 
     /// Whether `key` holds the role `label` at time `at`.
@@ -309,6 +337,9 @@ impl GroupState {
                     return Err(GroupError::AlreadyMember(author));
                 }
                 if let Some(invite) = self.invites.get(&join.via) {
+                    if self.removed.contains(&author) {
+                        return Err(GroupError::RemovedByDecision(author));
+                    }
                     if invite.expires_at < at {
                         return Err(GroupError::InviteExpired);
                     }
@@ -370,6 +401,17 @@ impl GroupState {
                 self.member(&author)?;
                 self.check_outcome(&outcome, author, at, strict)?;
                 Ok(Change::Outcome(outcome))
+            }
+            super::HIDE | super::UNHIDE => {
+                let moderate = Moderate::parse(body, limits).map_err(body_err)?;
+                self.member(&author)?;
+                if !self.has_power(&author, Power::Hide, at) {
+                    return Err(GroupError::NoPower {
+                        key: author,
+                        power: Power::Hide,
+                    });
+                }
+                Ok(Change::Moderate(moderate, kind == super::HIDE))
             }
             other => Err(GroupError::NotAGroupKind(other)),
         }
@@ -489,8 +531,12 @@ impl GroupState {
                 });
             }
             Method::Role { .. } => {}
+            // With facilitation delegated, a non-holder may still write the outcome when
+            // nobody holds the power at that time: otherwise a group whose facilitators'
+            // terms all ended could never decide again, not even to choose new ones.
             _ if self.rules.facilitate == Who::RoleHolders
-                && !self.has_power(&author, Power::Facilitate, at) =>
+                && !self.has_power(&author, Power::Facilitate, at)
+                && self.anyone_has_power(Power::Facilitate, at) =>
             {
                 return Err(GroupError::NoPower {
                     key: author,
@@ -638,6 +684,25 @@ impl GroupState {
                 }
             }
             Change::Outcome(outcome) => self.apply_outcome(event, outcome),
+            Change::Moderate(moderate, hide) => {
+                let target = moderate.event;
+                let what = if hide {
+                    self.moderated.insert(
+                        target,
+                        Moderation {
+                            by: author,
+                            at,
+                            reason: moderate.reason.clone(),
+                            event: id,
+                        },
+                    );
+                    format!("hid event {target} pending review: {}", moderate.reason)
+                } else {
+                    self.moderated.remove(&target);
+                    format!("showed event {target} again: {}", moderate.reason)
+                };
+                log(self, what, None);
+            }
         }
     }
 
@@ -691,14 +756,30 @@ impl GroupState {
                     return format!("passed, but {key} is already a member");
                 }
                 self.admitted.insert(*key, id);
+                self.removed.remove(key);
                 format!("passed: {key} may now join")
             }
             Action::Remove { key } => {
+                // Whatever happened meanwhile, the decision stands: no way back in but
+                // another decision, and the invitations they wrote are withdrawn.
+                self.removed.insert(*key);
+                let mut withdrawn = 0;
+                for invite in self.invites.values_mut() {
+                    if invite.author == *key && invite.uses_left > 0 {
+                        invite.uses_left = 0;
+                        withdrawn += 1;
+                    }
+                }
+                let also = if withdrawn > 0 {
+                    format!("; {withdrawn} invitation(s) they wrote are withdrawn")
+                } else {
+                    String::new()
+                };
                 if !self.members.contains_key(key) {
-                    return format!("passed, but {key} is no longer a member");
+                    return format!("passed, but {key} is no longer a member{also}");
                 }
                 self.end_membership(*key, id);
-                format!("passed: {key} is removed from the group")
+                format!("passed: {key} is removed from the group{also}")
             }
             Action::GrantRole {
                 role,
