@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use kith_protocol::auth::sign_login;
 use kith_protocol::frame::{Bytes, ClientFrame, EventBytes, Filter};
-use kith_protocol::{Event, EventId, Limits, PublicKey, SecretKey};
+use kith_protocol::{Event, EventId, GroupId, Limits, PublicKey, SecretKey};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -239,6 +239,37 @@ impl Connection {
             return Err(self.closed_error());
         }
         Ok(Subscription::new(id, items_rx, end_rx, self.shared.clone()))
+    }
+
+    /// Asks the node for its own account of a group's state (the `group_state` frame):
+    /// members, roles, rules, proposals and the log as the node computes them, with views
+    /// at the node's clock. A private group's state is given only to a connection logged
+    /// in as a member (otherwise the node refuses with `members_only`).
+    ///
+    /// This is the node's word, not proof: [`crate::group::fetch_group`] fetches the
+    /// group's signed events and computes the state on this computer; compare the two
+    /// digests to find out whether they agree.
+    pub async fn group_state(&self, group: GroupId) -> Result<serde_json::Value, ClientError> {
+        let id = self.next_id();
+        let frame = ClientFrame::GroupState {
+            id: id.clone(),
+            group,
+        };
+        let reply = self.request(id, &frame, "the group state request").await?;
+        match reply.group_state {
+            Some((named, state)) if named == group => Ok(state),
+            Some((named, _)) => Err(ClientError::Protocol(format!(
+                "it answered a question about group {group} with the state of group {named}"
+            ))),
+            None => Err(ClientError::Protocol(
+                "it answered a group state request without a state".into(),
+            )),
+        }
+    }
+
+    /// How long a request waits for its answer.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.shared.options.request_timeout
     }
 
     /// Stops a subscription; the same as [`Subscription::unsubscribe`].

@@ -57,6 +57,14 @@ pub enum ClientError {
         "the node sent an event that fails its checks ({0}); it was ignored. Tell the node's admin"
     )]
     InvalidEvent(ValidationError),
+    /// The id given as a group's names an event that does not create a group.
+    #[error("{group} is not a group: its event does not start one ({reason}); check the group id")]
+    NotAGroup {
+        /// The id as given.
+        group: kith_protocol::GroupId,
+        /// Why the event does not start a group.
+        reason: String,
+    },
     /// The connection is closed; nothing more can be sent or received on it.
     #[error("the connection to the node is closed ({reason}); connect again")]
     Closed {

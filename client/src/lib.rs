@@ -10,6 +10,8 @@
 //! - [`connection`]: [`Connection`], one WebSocket to a node, shared by any number of
 //!   concurrent requests and subscriptions;
 //! - [`subscription`]: [`Subscription`] and the [`SubscriptionItem`]s it yields;
+//! - [`group`]: a group's events fetched from a node and folded on this computer
+//!   ([`group::fetch_group`]), never taking the node's word for the group's state;
 //! - [`identity`]: key files on disk, one per profile;
 //! - [`error`]: what can go wrong, as [`ClientError`].
 //!
@@ -38,6 +40,7 @@
 pub mod address;
 pub mod connection;
 pub mod error;
+pub mod group;
 pub mod identity;
 pub mod subscription;
 
@@ -48,6 +51,7 @@ mod verify;
 pub use address::{ws_url, DEFAULT_NODE};
 pub use connection::{ConnectOptions, Connection, PublishOutcome};
 pub use error::ClientError;
+pub use group::{fetch_group, LocalGroup};
 pub use identity::{IdentityError, KeyStore, ProfileName};
 pub use subscription::{Subscription, SubscriptionItem};
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use kith_protocol::frame::{decode_node_frame, ErrorCode, Filter, NodeFrame};
-use kith_protocol::EventId;
+use kith_protocol::{EventId, GroupId};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +24,8 @@ pub(crate) struct Reply {
     pub(crate) event_id: Option<EventId>,
     /// For publish: the event was already stored.
     pub(crate) duplicate: bool,
+    /// For group_state: the group named and the node's account of its state.
+    pub(crate) group_state: Option<(GroupId, serde_json::Value)>,
 }
 
 /// Where a request's reply goes.
@@ -152,6 +154,15 @@ impl Router {
                 Ok(Reply {
                     event_id,
                     duplicate,
+                    group_state: None,
+                }),
+            ),
+            NodeFrame::GroupState { id, group, state } => self.reply(
+                &id,
+                Ok(Reply {
+                    event_id: None,
+                    duplicate: false,
+                    group_state: Some((group, state)),
                 }),
             ),
             NodeFrame::Error {
@@ -339,6 +350,23 @@ mod tests {
         });
         let err = first.try_recv().unwrap().unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::NotRegistered));
+    }
+
+    #[test]
+    fn a_group_state_reaches_its_request() {
+        let mut h = Harness::new();
+        let mut waiting = h.request("4");
+        let group = kith_protocol::GroupId::from_bytes([9; 32]);
+        h.feed(&NodeFrame::GroupState {
+            id: "4".into(),
+            group,
+            state: serde_json::json!({ "digest": "ab" }),
+        });
+        let reply = waiting.try_recv().unwrap().unwrap();
+        assert_eq!(
+            reply.group_state,
+            Some((group, serde_json::json!({ "digest": "ab" })))
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use kith_client::identity::DEFAULT_PROFILE;
 use kith_client::{ProfileName, DEFAULT_NODE};
 use kith_protocol::{GroupId, PublicKey};
 
+use super::group_args::{GroupCommand, OutcomeArgs, ProposeArgs, StanceArgs};
+
 const EXAMPLES: &str = "\
 Getting started (the node's admin gives you its address and an invite code):
   kith post --node https://node.example.org --invite CODE \"Hello, I just joined\"
@@ -12,10 +14,17 @@ Getting started (the node's admin gives you its address and an invite code):
   kith post --node https://node.example.org \"Soup kitchen at 6, all welcome\"
   kith read --node https://node.example.org --follow
 
+Groups (each command's --help has more):
+  kith group create \"Eastside Food Share\" --purpose \"Weekly food boxes\"
+  kith group show GROUP_ID
+  kith propose GROUP_ID --title \"Meet on Tuesdays\" --text \"…\" --closes-in 3d decide
+  kith stance PROPOSAL_ID --group GROUP_ID agree
+  kith outcome PROPOSAL_ID --group GROUP_ID --explain \"Agreed by all who answered\"
+
 Set KITH_NODE once instead of typing --node every time:
   export KITH_NODE=https://node.example.org";
 
-/// Post and read messages on a Kith node.
+/// Post, read and decide together on a Kith node.
 #[derive(Debug, Parser)]
 #[command(name = "kith", version, after_help = EXAMPLES)]
 pub(crate) struct Cli {
@@ -94,6 +103,31 @@ pub(crate) enum Command {
         #[arg(long, short)]
         follow: bool,
     },
+
+    /// Groups: create, invite, join, leave, show, and see the log and who is missing.
+    #[command(subcommand)]
+    Group(GroupCommand),
+
+    /// Propose something to a group: admitting or removing someone, giving or ending a
+    /// role, changing the rules, or any other decision or poll.
+    #[command(after_help = "Examples:\n  \
+        kith propose 3f9a…(group id) --title \"Welcome Dana\" --text \"Dana cooks with us on Fridays\" --closes-in 3d admit kith1…\n  \
+        kith propose 3f9a…(group id) --title \"Sam facilitates\" --text \"For the spring\" --closes-in 3d grant-role facilitator kith1… --term 90d\n  \
+        kith propose 3f9a…(group id) --title \"Meeting day\" --text \"Which day suits?\" --closes-in 2d decide --option Tuesday --option Thursday")]
+    Propose(ProposeArgs),
+
+    /// Give your stance on an open proposal. You can change it until it closes.
+    #[command(after_help = "Examples:\n  \
+        kith stance 81c2…(proposal id) --group 3f9a…(group id) agree\n  \
+        kith stance 81c2…(proposal id) --group 3f9a…(group id) block --reason \"We promised that money to the clinic\"\n  \
+        kith stance 81c2…(proposal id) --group 3f9a…(group id) agree --option 2")]
+    Stance(StanceArgs),
+
+    /// Write the outcome of a closed proposal. The stances are counted on this computer
+    /// with the group's rules and shown before the outcome is sent.
+    #[command(after_help = "Example:\n  \
+        kith outcome 81c2…(proposal id) --group 3f9a…(group id) --explain \"No blocks; 7 of 9 took part\"")]
+    Outcome(OutcomeArgs),
 }
 
 /// Identity commands.
@@ -136,7 +170,7 @@ pub(crate) enum IdCommand {
 #[derive(Debug, Args)]
 pub(crate) struct NodeArg {
     /// The node's address, as its admin gave it to you.
-    #[arg(long = "node", env = "KITH_NODE", value_name = "URL", default_value = DEFAULT_NODE)]
+    #[arg(long = "node", env = "KITH_NODE", value_name = "URL", default_value = DEFAULT_NODE, global = true)]
     pub(crate) address: String,
 }
 

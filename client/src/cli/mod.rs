@@ -1,12 +1,20 @@
-//! The `kith` commands: [`args`] defines them, [`id`], [`post`] and [`read`] carry them
-//! out, [`output`] formats what they print and [`report`] explains failures.
+//! The `kith` commands: [`args`] and [`group_args`] define them; [`id`], [`post`],
+//! [`read`], [`group`], [`group_view`] and [`propose`] carry them out, with [`session`]
+//! for what every group command does; [`output`] and [`words`] format what they print and
+//! [`report`] explains failures.
 
 pub(crate) mod args;
+pub(crate) mod group;
+pub(crate) mod group_args;
+pub(crate) mod group_view;
 pub(crate) mod id;
 pub(crate) mod output;
 pub(crate) mod post;
+pub(crate) mod propose;
 pub(crate) mod read;
 pub(crate) mod report;
+pub(crate) mod session;
+pub(crate) mod words;
 
 use args::{Cli, Command};
 
@@ -52,5 +60,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             read::read(&node.address, &profile, request).await
         }
+        Command::Group(command) => group::run(command, &profile, json).await,
+        Command::Propose(args) => propose::propose(args, &profile, json).await,
+        Command::Stance(args) => propose::stance(args, &profile, json).await,
+        Command::Outcome(args) => propose::outcome(args, &profile, json).await,
     }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::id;
 use super::output::print_line;
 use super::report::Hinted;
+use super::session::{explain_refusal, load_group};
 
 /// `kith register`: logs in with an invite code, which registers the key on the node.
 /// Makes an identity first if the profile has none.
@@ -100,7 +101,7 @@ async fn sign_and_publish(
     let key = id::load_or_create(store, profile)?;
     let now = kith_client::now();
     let body = PostBody { text }.to_bytes();
-    let mut builder = EventBuilder::new(Kind::POST, now, body);
+    let mut builder = EventBuilder::new(Kind::POST, now, body.clone());
     if let Some(group) = request.group {
         builder = builder.group(group);
     }
@@ -115,7 +116,21 @@ async fn sign_and_publish(
     }
     conn.login(&key, request.invite.as_deref().map(str::trim))
         .await?;
-    Ok(conn.publish(&event).await?)
+    let Some(group) = request.group else {
+        return Ok(conn.publish(&event).await?);
+    };
+    // A post in a group follows on from the group's latest events, which decide whether
+    // its author may post there.
+    let local = load_group(conn, group).await?;
+    let parents = local.parents(conn.limits().max_parents);
+    let event = EventBuilder::new(Kind::POST, local.time_after(&parents, now), body)
+        .group(group)
+        .parents(parents)
+        .sign(&key)
+        .context("could not sign the post")?;
+    conn.publish(&event)
+        .await
+        .map_err(|error| explain_refusal(error, &local, &event))
 }
 
 /// The message: the words joined by spaces, or the input when the only word is `-`.

@@ -35,17 +35,21 @@ pub(crate) async fn read(
     profile: &ProfileName,
     request: ReadRequest,
 ) -> anyhow::Result<()> {
-    // Reading needs no identity; if there is one, the reader's own posts say "you".
-    let me = KeyStore::from_env()
+    // Reading needs no identity; if there is one, the reader's own posts say "you", and
+    // logging in with it shows the private groups they are a member of.
+    let key = KeyStore::from_env()
         .and_then(|store| store.load(profile))
-        .ok()
-        .map(|key| key.public_key());
+        .ok();
     let printer = Printer {
-        me,
+        me: key.as_ref().map(|key| key.public_key()),
         json: request.json,
         show_group: request.group.is_none(),
     };
     let conn = Connection::connect(address).await?;
+    if let Some(key) = &key {
+        // Not registered here: reading public posts needs no login.
+        let _ = conn.login(key, None).await;
+    }
     let mut sub = conn.subscribe(request.filter()).await?;
     let mut earlier: Option<Vec<Event>> = Some(Vec::new());
     // One Ctrl-C listener for the whole loop, so that a Ctrl-C arriving while an event is

@@ -113,6 +113,9 @@ fn client_hint(error: &ClientError) -> Option<&'static str> {
             "tell the node's admin what happened"
         }
         ClientError::Refused { code, .. } => return refusal_hint(*code),
+        ClientError::NotAGroup { .. } => {
+            "use the group id that `kith group create` printed (64 characters of 0-9 and a-f)"
+        }
         _ => return None,
     })
 }
@@ -131,6 +134,14 @@ fn refusal_hint(code: ErrorCode) -> Option<&'static str> {
         }
         ErrorCode::EventTooLarge | ErrorCode::BodyTooLarge => "make the message shorter",
         ErrorCode::ShuttingDown => "the node is restarting; try again in a minute",
+        ErrorCode::MembersOnly => {
+            "only its members can see this group; if you are one, use the identity you joined \
+             with (--profile NAME)"
+        }
+        ErrorCode::UnknownGroup => {
+            "check the group id, and that --node is the node where the group lives"
+        }
+        ErrorCode::NotAllowed => "see the group's rules and roles with `kith group show GROUP_ID`",
         ErrorCode::AuthFailed | ErrorCode::Internal => {
             "try again; if it keeps happening, tell the node's admin"
         }

@@ -17,7 +17,8 @@
 //! - answers every subscription with every planted event, whatever the filter asked for,
 //!   then the end-of-stored marker;
 //! - sends events pushed with [`HostileNode::push_live`] to every open subscription;
-//! - answers every publish with "stored", under an id that is not the event's.
+//! - answers every publish with "stored", under an id that is not the event's;
+//! - answers every group state request with the state of another group.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use kith_protocol::frame::{
     decode_client_frame, encode_frame, Bytes, ClientFrame, EventBytes, NodeFrame,
 };
-use kith_protocol::{EventId, Limits, SecretKey};
+use kith_protocol::{EventId, GroupId, Limits, SecretKey};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
@@ -155,6 +156,15 @@ fn answer(state: &State, subs: &mut HashSet<String>, text: &str) -> Vec<NodeFram
         ClientFrame::Unsubscribe { id } => {
             subs.remove(&id);
             vec![]
+        }
+        ClientFrame::GroupState { id, group } => {
+            let mut other = *group.as_bytes();
+            other[0] ^= 1;
+            vec![NodeFrame::GroupState {
+                id,
+                group: GroupId::from_bytes(other),
+                state: serde_json::json!({ "digest": "00" }),
+            }]
         }
         _ => vec![],
     }

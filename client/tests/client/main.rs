@@ -7,5 +7,6 @@
 //! tests live there.
 
 mod cli;
+mod groups;
 mod hostile_node;
 mod refusals;

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 
 mod durability;
+mod groups;
 mod http;
 mod limits;
 mod login;
