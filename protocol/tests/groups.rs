@@ -2107,3 +2107,48 @@ fn a_moderator_hides_a_post_pending_review_with_a_reason_in_the_log() {
     assert!(c.state().moderated.is_empty());
     c.assert_replays();
 }
+
+#[test]
+fn an_outcome_that_leaves_out_a_stance_it_could_have_seen_is_shown_as_such() {
+    // Dee blocks after three others agree. Eli writes the outcome citing the events from
+    // before Dee's block, as if he had not seen it. Judged against its own history the
+    // outcome is right, and the decision stands (a stance dated back must not be able to
+    // reopen decisions either) — but the block is not silent: the outcome records it as
+    // uncounted, and the log says so.
+    let mut c = circle_of_five(open_rules());
+    let p = c.propose(&ada(), "Paint the hall orange", Action::Decide);
+    for who in [ada(), bea(), cyd()] {
+        c.stance(&who, p, StanceKind::Agree);
+    }
+    let before_block = c.heads();
+    let block = c.stance(&dee(), p, StanceKind::Block);
+    c.close(p);
+    let counted: BTreeSet<EventId> = {
+        let state = c.state();
+        let ps = &state.proposals[&p];
+        ps.stances
+            .iter()
+            .filter(|(k, _)| **k != pk(&dee()))
+            .map(|(_, s)| s.event)
+            .collect()
+    };
+    let body = body::to_bytes(&Outcome {
+        proposal: p,
+        counted,
+        eligible: 5,
+        result: Verdict::Passed,
+        option: None,
+        explanation: "Everyone agreed.".into(),
+    });
+    let outcome = c.sign_with(&eli(), group::OUTCOME, body, &before_block, c.now);
+    c.offer(outcome).expect("valid against its own history");
+    let record = c.state().proposals[&p].outcome.clone().unwrap();
+    assert_eq!(record.verdict, Verdict::Passed);
+    assert_eq!(record.uncounted, BTreeSet::from([block.id()]));
+    let line = &c.state().log.last().unwrap().what;
+    assert!(
+        line.contains("1 stance(s) given before the close were not counted"),
+        "{line}"
+    );
+    c.assert_replays();
+}

@@ -87,6 +87,9 @@ pub struct OutcomeRecord {
     pub explanation: String,
     /// Whether its effect was applied, and if not, why.
     pub effect: String,
+    /// Stances given before the close that this outcome did not count (written alongside
+    /// it, or dated back): they do not change the decision, and they are shown.
+    pub uncounted: BTreeSet<EventId>,
 }
 
 /// A proposal and the stances on it.
@@ -196,6 +199,8 @@ pub enum Change {
     Stance(Stance),
     /// An outcome (already checked against the tally).
     Outcome(Outcome),
+    /// A stance given before the close that the proposal's outcome did not count.
+    UncountedStance(Stance),
     /// Hide (true) or show again (false) an event.
     Moderate(Moderate, bool),
 }
@@ -382,8 +387,18 @@ impl GroupState {
                     .proposals
                     .get(&stance.proposal)
                     .ok_or(GroupError::UnknownProposal(stance.proposal))?;
-                if p.outcome.is_some() || at > p.proposal.closes_at {
+                if at > p.proposal.closes_at {
                     return Err(GroupError::ProposalClosed(stance.proposal));
+                }
+                if p.outcome.is_some() {
+                    // Replayed, a stance dated before the close that its proposal's outcome
+                    // did not count (written concurrently with it, or dated back) does not
+                    // reopen the decision, but it is not silent either: it is recorded on
+                    // the outcome as uncounted. A new stance on a decided proposal is late.
+                    if strict {
+                        return Err(GroupError::ProposalClosed(stance.proposal));
+                    }
+                    return Ok(Change::UncountedStance(stance));
                 }
                 let options = p.proposal.options.len();
                 match stance.option {
@@ -684,6 +699,28 @@ impl GroupState {
                 }
             }
             Change::Outcome(outcome) => self.apply_outcome(event, outcome),
+            Change::UncountedStance(stance) => {
+                let Some(p) = self.proposals.get_mut(&stance.proposal) else {
+                    return;
+                };
+                let title = p.proposal.title.clone();
+                let record = StanceRecord {
+                    event: id,
+                    at,
+                    stance: stance.stance,
+                    reason: stance.reason,
+                    option: stance.option,
+                };
+                p.given.insert(id, (author, record));
+                if let Some(o) = p.outcome.as_mut() {
+                    o.uncounted.insert(id);
+                }
+                log(
+                    self,
+                    format!("gave a stance on '{title}' dated before its close that its outcome did not count"),
+                    Some(stance.proposal),
+                );
+            }
             Change::Moderate(moderate, hide) => {
                 let target = moderate.event;
                 let what = if hide {
@@ -720,21 +757,41 @@ impl GroupState {
         let Some(p) = self.proposals.get(&outcome.proposal).cloned() else {
             return;
         };
+        let uncounted: BTreeSet<EventId> = self
+            .proposals
+            .get(&outcome.proposal)
+            .map(|p| {
+                self.countable(p)
+                    .values()
+                    .map(|s| s.event)
+                    .filter(|e| !outcome.counted.contains(e))
+                    .collect()
+            })
+            .unwrap_or_default();
         let title = p.proposal.title.clone();
         let effect = if outcome.result == Verdict::Passed {
             self.apply_action(&p.proposal.action, event, outcome.proposal)
         } else {
             "failed; nothing changes".to_owned()
         };
+        let not_counted = if uncounted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} stance(s) given before the close were not counted)",
+                uncounted.len()
+            )
+        };
         self.log.push(LogEntry {
             event: id,
             at: event.created_at(),
             actor: event.author(),
-            what: format!("wrote the outcome of '{title}': {effect}"),
+            what: format!("wrote the outcome of '{title}': {effect}{not_counted}"),
             decision: Some(outcome.proposal),
         });
         if let Some(p) = self.proposals.get_mut(&outcome.proposal) {
             p.outcome = Some(OutcomeRecord {
+                uncounted,
                 event: id,
                 author: event.author(),
                 verdict: outcome.result,
@@ -763,6 +820,7 @@ impl GroupState {
                 // Whatever happened meanwhile, the decision stands: no way back in but
                 // another decision, and the invitations they wrote are withdrawn.
                 self.removed.insert(*key);
+                self.admitted.remove(key);
                 let mut withdrawn = 0;
                 for invite in self.invites.values_mut() {
                     if invite.author == *key && invite.uses_left > 0 {
