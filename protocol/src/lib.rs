@@ -13,6 +13,7 @@
 //! - [`group`]: groups that govern themselves: rules, state, and the deterministic fold;
 //! - [`frame`]: the JSON frames spoken over WebSockets;
 //! - [`auth`]: the bytes a client signs to log in;
+//! - [`link`]: the handshake by which two nodes authenticate each other before federating;
 //! - [`sync`]: range-based set reconciliation, the sans-IO sessions nodes use to catch up;
 //! - [`view`]: a readable JSON view of an event for people and scripts;
 //! - [`encoding`]: the small byte encodings shared by the above (base64, hex).
@@ -28,6 +29,7 @@ pub mod frame;
 pub mod group;
 pub mod key;
 pub mod kind;
+pub mod link;
 pub mod sync;
 pub mod validate;
 pub mod view;
