@@ -38,6 +38,18 @@ pub struct Config {
     pub limits: Limits,
     /// Limits on connections.
     pub connections: ConnectionLimits,
+    /// Talking to other nodes.
+    pub federation: FederationConfig,
+}
+
+/// Settings for talking to other nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Let this node contact peers at private, loopback, link-local and other non-public
+    /// addresses. For testing only: otherwise whoever names a peer could make the node reach
+    /// services inside its own network.
+    pub allow_private_addresses: bool,
 }
 
 /// Per-connection limits: what keeps one client from hurting the others.
@@ -87,6 +99,7 @@ impl Default for Config {
             open_registration: false,
             limits: Limits::default(),
             connections: ConnectionLimits::default(),
+            federation: FederationConfig::default(),
         }
     }
 }
@@ -162,6 +175,12 @@ key_publish_burst = 50.0
 frames_per_second = 100.0
 frames_burst = 200.0
 challenge_ttl_secs = 120
+
+[federation]
+# Let this node contact peers at private addresses (10/8, 192.168/16, 127.0.0.1, ::1,
+# fc00::/7, link-local, ...). Only for testing on one machine or a private network: when
+# true, whoever names a peer can make this node reach services inside your network.
+allow_private_addresses = false
 "#;
 
 /// Why the configuration could not be loaded.
@@ -250,5 +269,14 @@ mod tests {
         assert!(err.contains("max_parrents"), "{err}");
         let err = Config::parse("[connections]\nmax_subscription = 3").unwrap_err();
         assert!(err.contains("max_subscription"), "{err}");
+        let err = Config::parse("[federation]\nallow_private_address = true").unwrap_err();
+        assert!(err.contains("allow_private_address"), "{err}");
+    }
+
+    #[test]
+    fn private_peer_addresses_are_refused_unless_allowed() {
+        assert!(!Config::default().federation.allow_private_addresses);
+        let config = Config::parse("[federation]\nallow_private_addresses = true").unwrap();
+        assert!(config.federation.allow_private_addresses);
     }
 }

@@ -11,10 +11,13 @@
 //! - [`groups`]: each group's events and state, enforcing its rules on publish;
 //! - [`hub`]: live announcements of newly stored events;
 //! - [`ws`]: the client WebSocket API; [`http`]: health, metrics and JSON reads;
+//! - [`federation`]: foundations for syncing with other nodes: which peer addresses may be
+//!   contacted, and the peers an admin added or blocked;
 //! - [`invite`]: invite codes; [`ratelimit`]: token buckets; [`metrics`]: counters.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
+pub mod federation;
 pub mod groups;
 pub mod http;
 pub mod hub;

@@ -7,8 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kith_server::config::{Config, Durability};
+use kith_server::federation::address::{check_peer_url, normalize_peer_url, normalized_text};
+use kith_server::federation::peers::{self, AdminRequest, PeerStatus};
 use kith_server::invite::Invite;
 use kith_server::server::load_or_create_node_key;
+use kith_server::store::{SledStore, Store as _};
 use kith_server::Server;
 use rand::RngCore as _;
 
@@ -71,6 +74,43 @@ enum Admin {
         #[arg(long, default_value = "7d", value_parser = parse_expiry)]
         expires_in: Expiry,
     },
+    /// Add, block or list peer nodes (the nodes this one will sync groups with).
+    ///
+    /// `add` and `block` never touch the store, so they work while the node runs: they
+    /// append the request to DATA_DIR/admin/peers.jsonl, and the node applies it when it
+    /// next starts (restart the node to apply it now).
+    #[command(subcommand)]
+    Peer(PeerCommand),
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// Add a peer by its base address, e.g. https://kith.example.org.
+    ///
+    /// The address must be public: addresses that are or resolve to private, loopback,
+    /// link-local or other non-public ranges are refused unless kithd.toml has
+    /// `[federation] allow_private_addresses = true` (for testing). Applied when the node
+    /// next starts.
+    Add {
+        /// The peer's base address (http:// or https://, no path).
+        url: String,
+    },
+    /// Block a peer by its address or its node key (kith1…). Applied when the node next starts.
+    ///
+    /// Example: kithd admin peer block https://spam.example --reason "floods us"
+    Block {
+        /// The peer's base address, or its node key.
+        #[arg(value_name = "URL_OR_KEY")]
+        target: String,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the peers in the store and the requests not yet applied.
+    ///
+    /// While the node runs its store is locked, so only the requests it has not applied
+    /// yet are shown.
+    List,
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
@@ -114,7 +154,134 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Admin(Admin::Invite { uses, expires_in })) => {
             invite(&cli.data_dir, uses, expires_in.0)
         }
+        Some(Command::Admin(Admin::Peer(command))) => peer(&cli.data_dir, command),
     }
+}
+
+fn now_ms() -> anyhow::Result<u64> {
+    Ok(u64::try_from(
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis(),
+    )?)
+}
+
+fn peer(data_dir: &Path, command: PeerCommand) -> anyhow::Result<()> {
+    ensure_node_dir(data_dir)?;
+    let request = match command {
+        PeerCommand::List => return list_peers(data_dir),
+        PeerCommand::Add { url } => {
+            let config = Config::load_or_create(data_dir)?;
+            let checked = check_peer_url(&url, config.federation.allow_private_addresses)?;
+            AdminRequest::Add {
+                url: checked.as_str().to_owned(),
+                at_ms: now_ms()?,
+            }
+        }
+        PeerCommand::Block { target, reason } => {
+            let at_ms = now_ms()?;
+            if let Ok(key) = target.parse() {
+                AdminRequest::BlockKey { key, reason, at_ms }
+            } else if target.starts_with("kith1") {
+                anyhow::bail!(
+                    "'{target}' is not a valid node key; copy it again from the peer's node info"
+                )
+            } else {
+                let url = normalize_peer_url(&target)
+                    .context("give the peer's base address (https://…) or its node key (kith1…)")?;
+                AdminRequest::BlockUrl {
+                    url: normalized_text(&url),
+                    reason,
+                    at_ms,
+                }
+            }
+        }
+    };
+    peers::append_admin_request(data_dir, &request)?;
+    println!("recorded: {request}");
+    eprintln!(
+        "The node applies this when it next starts; if it is running, restart it to apply it now."
+    );
+    Ok(())
+}
+
+fn list_peers(data_dir: &Path) -> anyhow::Result<()> {
+    let store_dir = data_dir.join(kith_server::server::STORE_DIR);
+    let applied = if !store_dir.exists() {
+        println!("No peers stored yet (the node has not run on this data directory).");
+        0
+    } else {
+        match SledStore::open(&store_dir, 4 << 20, false) {
+            Ok(store) => {
+                let stored = store.peers()?;
+                if stored.is_empty() {
+                    println!("No peers stored.");
+                } else {
+                    println!("Peers:");
+                }
+                for p in stored {
+                    let name = match (&p.url, &p.key) {
+                        (Some(url), Some(key)) => format!("{url} ({key})"),
+                        (Some(url), None) => url.clone(),
+                        (None, Some(key)) => key.to_string(),
+                        (None, None) => "?".to_owned(),
+                    };
+                    let since = utc(p.since_ms);
+                    match p.status {
+                        PeerStatus::Added => println!("  added    {name}  since {since}"),
+                        PeerStatus::Blocked => {
+                            println!("  blocked  {name}  since {since}: {}", p.reason)
+                        }
+                    }
+                }
+                store.admin_peers_applied()?
+            }
+            Err(e) if e.is_locked() => {
+                println!("The node is running; showing requests not yet applied.");
+                peers::applied_hint(data_dir)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (pending, _) = peers::read_admin_log(data_dir, applied)?;
+    if !pending.is_empty() {
+        println!("Not yet applied (the node applies these when it next starts):");
+        for request in pending {
+            match request {
+                Ok(r) => println!("  {r}"),
+                Err(line) => println!("  unreadable, will be skipped: {line}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for milliseconds since the epoch.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+fn ensure_node_dir(data_dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        data_dir.join(kith_server::server::NODE_KEY_FILE).exists(),
+        "there is no node key in {}: is this the node's data directory? Pass the same --data-dir the node runs with",
+        data_dir.display()
+    );
+    Ok(())
 }
 
 async fn run(data_dir: &Path, flags: RunFlags) -> anyhow::Result<()> {
@@ -240,5 +407,19 @@ mod tests {
             }))
         ));
         assert!(Cli::try_parse_from(["kithd", "admin", "invite", "--expires-in", "7w"]).is_err());
+        let cli =
+            Cli::try_parse_from(["kithd", "admin", "peer", "block", "x", "--reason", "r"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Admin(Admin::Peer(PeerCommand::Block { .. })))
+        ));
+        assert!(Cli::try_parse_from(["kithd", "admin", "peer", "block", "x"]).is_err());
+    }
+
+    #[test]
+    fn dates_read_plainly() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_776_687_300_000), "2026-04-20 12:15 UTC");
     }
 }

@@ -125,6 +125,12 @@ impl Server {
             config.cache_mib * 1024 * 1024,
             config.durability == Durability::PowerLoss,
         )?);
+        crate::federation::peers::apply_pending_admin(data_dir, &*store).map_err(|e| {
+            StartError::DataDir {
+                path: data_dir.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.connections.live_buffer));
         let committer = Committer::start(

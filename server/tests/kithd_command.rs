@@ -81,3 +81,45 @@ fn flags_beat_environment_beats_config_file() {
     listens_on(Some(env_port), None, env_port);
     listens_on(Some(env_port), Some(flag_port), flag_port);
 }
+
+/// A second node on the same data directory says plainly why it cannot start.
+#[test]
+fn a_second_node_on_the_same_directory_is_refused_plainly() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let start = |p: u16| {
+        Command::new(env!("CARGO_BIN_EXE_kithd"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{p}"))
+            .env("KITH_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kithd starts")
+    };
+    let first_port = port();
+    let mut first = start(first_port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", first_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first node did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = start(port())
+        .wait_with_output()
+        .expect("the second kithd exits");
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("is another kithd running"), "{err}");
+}

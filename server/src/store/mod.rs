@@ -19,6 +19,8 @@ use kith_protocol::frame::Filter;
 use kith_protocol::validate::ValidEvent;
 use kith_protocol::PublicKey;
 
+use crate::federation::peers::Peer;
+
 /// A storage engine failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,6 +33,15 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("a stored record is damaged ({0}); restore the data directory from a backup")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the store could not be opened because another process (a running node) holds
+    /// its lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Engine(message)
+            if sled_store::LOCKED.iter().any(|part| message.contains(part)))
+    }
 }
 
 /// How one event of a write batch ended.
@@ -91,4 +102,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Atomically takes one use of the invite with this nonce, allowing `max_uses` in all.
     fn take_invite_use(&self, nonce: &[u8], max_uses: u32) -> Result<InviteUse, StoreError>;
+
+    /// Stores or replaces a peer record under [`Peer::id`] (the `peers` tree). Not durable
+    /// until [`Store::flush`].
+    fn put_peer(&self, peer: &Peer) -> Result<(), StoreError>;
+
+    /// The peer record stored under `id`: a normalised base URL, or `key:<kith1…>`.
+    fn peer(&self, id: &str) -> Result<Option<Peer>, StoreError>;
+
+    /// Every peer record, ordered by id.
+    fn peers(&self) -> Result<Vec<Peer>, StoreError>;
+
+    /// How many bytes of the admin peer log (`<data-dir>/admin/peers.jsonl`) have been applied.
+    fn admin_peers_applied(&self) -> Result<u64, StoreError>;
+
+    /// Records that the admin peer log has been applied up to byte `offset`. Not durable until
+    /// [`Store::flush`].
+    fn set_admin_peers_applied(&self, offset: u64) -> Result<(), StoreError>;
 }

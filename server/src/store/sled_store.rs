@@ -10,6 +10,7 @@
 //! | `accounts`  | public key (32)                       | JSON record    |
 //! | `invites`   | invite nonce                          | uses taken u32 |
 //! | `meta`      | name                                  | value          |
+//! | `peers`     | normalised URL, or `key:<kith1…>`     | JSON `Peer`    |
 //!
 //! Index entries are written before the event itself, so after a crash an event that is
 //! present always has its index entries (sled recovers a prefix of the write log).
@@ -22,8 +23,14 @@ use kith_protocol::validate::ValidEvent;
 use kith_protocol::PublicKey;
 
 use super::{Inserted, InviteUse, Store, StoreError};
+use crate::federation::peers::Peer;
 
 const EVENT_COUNT: &[u8] = b"event_count";
+/// `meta` entry: bytes of the admin peer log applied (u64 BE).
+const ADMIN_PEERS_APPLIED: &[u8] = b"admin_peers_applied";
+/// Parts of the messages [`SledStore::open`] gives when another process holds the lock: ours,
+/// and sled 0.34's own (it reports a failed `flock` as an `Other` I/O error, not `WouldBlock`).
+pub(super) const LOCKED: [&str; 2] = ["is locked by another process", "could not acquire lock"];
 
 /// A [`Store`] on sled 0.34.
 pub struct SledStore {
@@ -37,6 +44,7 @@ pub struct SledStore {
     accounts: sled::Tree,
     invites: sled::Tree,
     meta: sled::Tree,
+    peers: sled::Tree,
 }
 
 fn engine(e: sled::Error) -> StoreError {
@@ -64,7 +72,10 @@ impl SledStore {
             .mode(sled::Mode::LowSpace)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains(LOCKED[1]) =>
+                {
                     StoreError::Engine(format!(
                         "the store in {} is locked by another process; is another kithd running on this data directory?",
                         dir.display()
@@ -81,6 +92,7 @@ impl SledStore {
             accounts: tree("accounts")?,
             invites: tree("invites")?,
             meta: tree("meta")?,
+            peers: tree("peers")?,
             path: dir.to_path_buf(),
             fsync,
             db,
@@ -293,5 +305,97 @@ impl Store for SledStore {
             .map_err(engine)?;
         self.flush()?;
         Ok(outcome)
+    }
+
+    fn put_peer(&self, peer: &Peer) -> Result<(), StoreError> {
+        let id = peer.id();
+        if id.is_empty() {
+            return Err(StoreError::Engine(
+                "a peer record needs a URL or a key".into(),
+            ));
+        }
+        let value = serde_json::to_vec(peer).map_err(|e| StoreError::Engine(e.to_string()))?;
+        self.peers.insert(id.as_bytes(), value).map_err(engine)?;
+        Ok(())
+    }
+
+    fn peer(&self, id: &str) -> Result<Option<Peer>, StoreError> {
+        self.peers
+            .get(id.as_bytes())
+            .map_err(engine)?
+            .map(|bytes| decode_peer(&bytes))
+            .transpose()
+    }
+
+    fn peers(&self) -> Result<Vec<Peer>, StoreError> {
+        self.peers
+            .iter()
+            .map(|entry| decode_peer(&entry.map_err(engine)?.1))
+            .collect()
+    }
+
+    fn admin_peers_applied(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(ADMIN_PEERS_APPLIED)
+            .map_err(engine)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    fn set_admin_peers_applied(&self, offset: u64) -> Result<(), StoreError> {
+        self.meta
+            .insert(ADMIN_PEERS_APPLIED, &offset.to_be_bytes())
+            .map_err(engine)?;
+        Ok(())
+    }
+}
+
+fn decode_peer(bytes: &[u8]) -> Result<Peer, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("peer record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::peers::PeerStatus;
+
+    #[test]
+    fn peers_round_trip_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Peer {
+            url: Some("https://a.example.org".into()),
+            key: None,
+            status: PeerStatus::Added,
+            reason: String::new(),
+            since_ms: 5,
+        };
+        {
+            let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+            assert_eq!(store.peers().unwrap(), vec![]);
+            assert_eq!(store.admin_peers_applied().unwrap(), 0);
+            store.put_peer(&peer).unwrap();
+            store.set_admin_peers_applied(42).unwrap();
+            store.flush().unwrap();
+            // A second opener is told the store is locked.
+            let err = SledStore::open(dir.path(), 1 << 20, false).err().unwrap();
+            assert!(err.is_locked(), "{err}");
+        }
+        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        assert_eq!(
+            store.peer("https://a.example.org").unwrap(),
+            Some(peer.clone())
+        );
+        assert_eq!(store.peer("https://b.example.org").unwrap(), None);
+        assert_eq!(store.peers().unwrap(), vec![peer]);
+        assert_eq!(store.admin_peers_applied().unwrap(), 42);
+        let nameless = Peer {
+            url: None,
+            key: None,
+            status: PeerStatus::Blocked,
+            reason: String::new(),
+            since_ms: 0,
+        };
+        assert!(store.put_peer(&nameless).is_err());
     }
 }

@@ -1,0 +1,484 @@
+//! The peers an admin added or blocked, and the admin request log.
+//!
+//! A [`Peer`] record lives in the store's `peers` tree under [`Peer::id`]: the normalised
+//! base URL (`https://kith.example.org`), or `key:<kith1…>` for a block by node key.
+//!
+//! `kithd admin peer add|block` must work while the node runs, and the running node holds
+//! the store's lock. So, like `kithd admin invite`, they never open the store: they append one
+//! [`AdminRequest`] per line to `<data-dir>/admin/peers.jsonl` (mode 0600, fsynced). The node
+//! applies the requests it has not applied yet when it starts ([`apply_pending_admin`]),
+//! remembering in the store how many bytes of the log it has applied. The log is append-only:
+//! do not edit it by hand.
+
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use kith_protocol::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use super::address::{normalize_peer_url, normalized_text};
+use crate::store::{Store, StoreError};
+
+/// Directory for admin request logs, inside the data directory.
+pub const ADMIN_DIR: &str = "admin";
+/// The peer request log inside [`ADMIN_DIR`].
+pub const PEERS_LOG: &str = "peers.jsonl";
+/// Written by the node after applying the log: the byte offset applied so far, as text. Only
+/// a hint for `kithd admin peer list` while the node runs; the store holds the real offset.
+pub const PEERS_APPLIED_HINT: &str = "peers.applied";
+
+/// Whether a peer was added or blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerStatus {
+    /// An admin added it: the node may sync with it.
+    Added,
+    /// An admin blocked it: the node must not sync with it nor accept its connections.
+    Blocked,
+}
+
+/// One peer record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// The normalised base URL; `None` for a block by key alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The peer's node key, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PublicKey>,
+    /// Added or blocked.
+    pub status: PeerStatus,
+    /// Why it was blocked (empty for an added peer).
+    #[serde(default)]
+    pub reason: String,
+    /// When it got this status, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+}
+
+impl Peer {
+    /// The record's key in the store: its URL, else `key:<kith1…>`.
+    pub fn id(&self) -> String {
+        match (&self.url, &self.key) {
+            (Some(url), _) => url.clone(),
+            (None, Some(key)) => key_id(key),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// The store id of a block by node key.
+pub fn key_id(key: &PublicKey) -> String {
+    format!("key:{key}")
+}
+
+/// One line of the admin request log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminRequest {
+    /// Add a peer (the URL was checked by [`super::check_peer_url`] when it was written).
+    Add {
+        /// The normalised base URL.
+        url: String,
+        /// When the admin asked, in ms since the epoch.
+        at_ms: u64,
+    },
+    /// Block a peer by address.
+    BlockUrl {
+        /// The normalised base URL.
+        url: String,
+        /// Why.
+        reason: String,
+        /// When the admin asked, in ms since the epoch.
+        at_ms: u64,
+    },
+    /// Block a peer by node key, whatever address it uses.
+    BlockKey {
+        /// The node key.
+        key: PublicKey,
+        /// Why.
+        reason: String,
+        /// When the admin asked, in ms since the epoch.
+        at_ms: u64,
+    },
+}
+
+impl std::fmt::Display for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminRequest::Add { url, .. } => write!(f, "add {url}"),
+            AdminRequest::BlockUrl { url, reason, .. } => write!(f, "block {url} ({reason})"),
+            AdminRequest::BlockKey { key, reason, .. } => write!(f, "block {key} ({reason})"),
+        }
+    }
+}
+
+/// Reading, writing or applying the admin request log failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminLogError {
+    /// A file operation failed.
+    #[error("could not {action} {path}: {source}. Check the data directory's permissions")]
+    Io {
+        /// What we tried.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `<data_dir>/admin/peers.jsonl`.
+pub fn admin_log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(ADMIN_DIR).join(PEERS_LOG)
+}
+
+/// Appends one request to the log (creating `admin/` 0700 and the file 0600) and fsyncs it.
+pub fn append_admin_request(data_dir: &Path, request: &AdminRequest) -> Result<(), AdminLogError> {
+    let dir = data_dir.join(ADMIN_DIR);
+    let path = admin_log_path(data_dir);
+    let io = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AdminLogError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io("create", &dir))?;
+    let existed = path.exists();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io("open", &path))?;
+    let mut line = serde_json::to_string(request).map_err(|e| AdminLogError::Io {
+        action: "encode a request for",
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    line.push('\n');
+    // One write of the whole line: appends from concurrent admin commands do not interleave.
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io("write", &path))?;
+    if !existed {
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync", &dir))?;
+    }
+    Ok(())
+}
+
+/// The complete lines of the log from byte `from` on, each parsed (or the unreadable line's
+/// text), and the offset just past the last complete line. A last line without its newline is
+/// still being written and is left for next time.
+pub type LogTail = (Vec<Result<AdminRequest, String>>, u64);
+
+/// Reads the log from byte `from` (from 0 if the file is shorter: it was replaced). A missing
+/// log reads as empty.
+pub fn read_admin_log(data_dir: &Path, from: u64) -> Result<LogTail, AdminLogError> {
+    let path = admin_log_path(data_dir);
+    let fail = |action| {
+        let path = path.clone();
+        move |source| AdminLogError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(fail("open")(e)),
+    };
+    let len = file.metadata().map_err(fail("read"))?.len();
+    let from = if len < from { 0 } else { from };
+    file.seek(SeekFrom::Start(from)).map_err(fail("read"))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(fail("read"))?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let requests = bytes[..complete]
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|_| String::from_utf8_lossy(line).into_owned())
+        })
+        .collect();
+    Ok((requests, from + complete as u64))
+}
+
+/// The applied offset the node last wrote to the hint file (0 if none).
+pub fn applied_hint(data_dir: &Path) -> u64 {
+    std::fs::read_to_string(data_dir.join(ADMIN_DIR).join(PEERS_APPLIED_HINT))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Applies the requests in `<data_dir>/admin/peers.jsonl` that the store has not seen yet,
+/// flushes, and returns how many were applied. Called by the node at start, right after the
+/// store opens. Unreadable lines are skipped with a warning; a request for the same peer
+/// replaces the earlier one (the latest request wins).
+pub fn apply_pending_admin(data_dir: &Path, store: &dyn Store) -> Result<usize, AdminLogError> {
+    let (requests, end) = read_admin_log(data_dir, store.admin_peers_applied()?)?;
+    let mut applied = 0;
+    for request in requests {
+        match request {
+            Ok(request) => {
+                apply(store, &request)?;
+                tracing::info!(%request, "applied an admin peer request");
+                applied += 1;
+            }
+            Err(line) => tracing::warn!(%line, "skipped an unreadable line in admin/peers.jsonl"),
+        }
+    }
+    store.set_admin_peers_applied(end)?;
+    store.flush()?;
+    let hint = data_dir.join(ADMIN_DIR).join(PEERS_APPLIED_HINT);
+    if data_dir.join(ADMIN_DIR).exists() {
+        if let Err(e) = std::fs::write(&hint, format!("{end}\n")) {
+            tracing::warn!("could not write {}: {e}", hint.display());
+        }
+    }
+    Ok(applied)
+}
+
+/// Applies one request to the store (not flushed).
+pub fn apply(store: &dyn Store, request: &AdminRequest) -> Result<(), StoreError> {
+    let normal = |url: &str| normalize_peer_url(url).map(|u| normalized_text(&u));
+    match request {
+        AdminRequest::Add { url, at_ms } => {
+            let Ok(url) = normal(url) else {
+                tracing::warn!(%url, "skipped adding a peer with an invalid address");
+                return Ok(());
+            };
+            let old = store.peer(&url)?;
+            if old.as_ref().is_some_and(|p| p.status == PeerStatus::Added) {
+                return Ok(());
+            }
+            store.put_peer(&Peer {
+                url: Some(url),
+                key: old.and_then(|p| p.key),
+                status: PeerStatus::Added,
+                reason: String::new(),
+                since_ms: *at_ms,
+            })
+        }
+        AdminRequest::BlockUrl { url, reason, at_ms } => {
+            let Ok(url) = normal(url) else {
+                tracing::warn!(%url, "skipped blocking a peer with an invalid address");
+                return Ok(());
+            };
+            let old = store.peer(&url)?;
+            store.put_peer(&Peer {
+                url: Some(url),
+                key: old.and_then(|p| p.key),
+                status: PeerStatus::Blocked,
+                reason: reason.clone(),
+                since_ms: *at_ms,
+            })
+        }
+        AdminRequest::BlockKey { key, reason, at_ms } => {
+            let blocked = |url| Peer {
+                url,
+                key: Some(*key),
+                status: PeerStatus::Blocked,
+                reason: reason.clone(),
+                since_ms: *at_ms,
+            };
+            for peer in store.peers()? {
+                if peer.url.is_some() && peer.key == Some(*key) {
+                    store.put_peer(&blocked(peer.url))?;
+                }
+            }
+            store.put_peer(&blocked(None))
+        }
+    }
+}
+
+/// Whether a peer with this URL (normalised) or node key is blocked.
+pub fn is_blocked(
+    store: &dyn Store,
+    url: Option<&str>,
+    key: Option<&PublicKey>,
+) -> Result<bool, StoreError> {
+    let blocked = |id: &str| -> Result<bool, StoreError> {
+        Ok(store
+            .peer(id)?
+            .is_some_and(|p| p.status == PeerStatus::Blocked))
+    };
+    Ok(url.map(blocked).transpose()?.unwrap_or(false)
+        || key
+            .map(|k| blocked(&key_id(k)))
+            .transpose()?
+            .unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    fn key(seed: u8) -> PublicKey {
+        kith_protocol::SecretKey::from_seed(&[seed; 32]).public_key()
+    }
+
+    fn requests() -> Vec<AdminRequest> {
+        vec![
+            AdminRequest::Add {
+                url: "https://a.example.org".into(),
+                at_ms: 1,
+            },
+            AdminRequest::Add {
+                url: "https://b.example.org".into(),
+                at_ms: 2,
+            },
+            AdminRequest::BlockUrl {
+                url: "HTTPS://B.example.org/".into(),
+                reason: "spam".into(),
+                at_ms: 3,
+            },
+            AdminRequest::BlockKey {
+                key: key(7),
+                reason: "abuse".into(),
+                at_ms: 4,
+            },
+        ]
+    }
+
+    #[test]
+    fn log_is_applied_once_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("store"), 1 << 20, false).unwrap();
+        assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 0);
+        for r in requests() {
+            append_admin_request(dir.path(), &r).unwrap();
+        }
+        let log = admin_log_path(dir.path());
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A line still being written is left alone; a garbled line is skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"not json\n{\"op\":\"add\",\"url\":\"https://c.exa")
+            .unwrap();
+        assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 4);
+        let peers = store.peers().unwrap();
+        assert_eq!(peers.len(), 3, "{peers:?}");
+        let a = store.peer("https://a.example.org").unwrap().unwrap();
+        assert_eq!((a.status, a.since_ms), (PeerStatus::Added, 1));
+        let b = store.peer("https://b.example.org").unwrap().unwrap();
+        assert_eq!((b.status, b.reason.as_str()), (PeerStatus::Blocked, "spam"));
+        assert!(is_blocked(&store, Some("https://b.example.org"), None).unwrap());
+        assert!(is_blocked(&store, None, Some(&key(7))).unwrap());
+        assert!(is_blocked(&store, Some("https://a.example.org"), Some(&key(7))).unwrap());
+        assert!(!is_blocked(&store, Some("https://a.example.org"), Some(&key(8))).unwrap());
+        assert_eq!(
+            applied_hint(dir.path()),
+            store.admin_peers_applied().unwrap()
+        );
+
+        // Nothing new: nothing applied again.
+        assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 0);
+        // The partial line is finished later and then applied.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"mple.org\",\"at_ms\":5}\n")
+            .unwrap();
+        assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 1);
+        assert!(store.peer("https://c.example.org").unwrap().is_some());
+        assert_eq!(
+            store.admin_peers_applied().unwrap(),
+            std::fs::metadata(&log).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn blocking_a_key_blocks_its_addresses_and_adding_again_unblocks_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        store
+            .put_peer(&Peer {
+                url: Some("https://a.example.org".into()),
+                key: Some(key(1)),
+                status: PeerStatus::Added,
+                reason: String::new(),
+                since_ms: 1,
+            })
+            .unwrap();
+        apply(
+            &store,
+            &AdminRequest::BlockKey {
+                key: key(1),
+                reason: "abuse".into(),
+                at_ms: 2,
+            },
+        )
+        .unwrap();
+        let a = store.peer("https://a.example.org").unwrap().unwrap();
+        assert_eq!(a.status, PeerStatus::Blocked);
+        assert_eq!(a.key, Some(key(1)));
+        let by_key = store.peer(&key_id(&key(1))).unwrap().unwrap();
+        assert_eq!((by_key.url, by_key.reason.as_str()), (None, "abuse"));
+
+        let add = AdminRequest::Add {
+            url: "https://a.example.org".into(),
+            at_ms: 3,
+        };
+        apply(&store, &add).unwrap();
+        let a = store.peer("https://a.example.org").unwrap().unwrap();
+        assert_eq!((a.status, a.since_ms), (PeerStatus::Added, 3));
+        // The key block still holds.
+        assert!(is_blocked(&store, Some("https://a.example.org"), a.key.as_ref()).unwrap());
+    }
+
+    #[test]
+    fn records_and_requests_are_plain_json() {
+        let r = AdminRequest::BlockKey {
+            key: key(7),
+            reason: "abuse".into(),
+            at_ms: 4,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(
+            text.starts_with(r#"{"op":"block_key","key":"kith1"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<AdminRequest>(&text).unwrap(), r);
+        let p = Peer {
+            url: Some("https://a.example.org".into()),
+            key: None,
+            status: PeerStatus::Added,
+            reason: String::new(),
+            since_ms: 9,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"url":"https://a.example.org","status":"added","reason":"","since_ms":9}"#
+        );
+    }
+
+    #[test]
+    fn a_missing_log_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let (requests, end) = read_admin_log(dir.path(), 0).unwrap();
+        assert!(requests.is_empty());
+        assert_eq!(end, 0);
+        assert_eq!(applied_hint(dir.path()), 0);
+    }
+}
