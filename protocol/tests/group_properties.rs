@@ -20,6 +20,8 @@
 //!
 //! and every replica must reach the reference's digest, heads and verdicts.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use kith_protocol::group::body::{
@@ -33,7 +35,6 @@ use kith_protocol::{Event, EventBuilder, EventId, Kind, Limits, SecretKey, Times
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::FileFailurePersistence;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -48,16 +49,7 @@ const PEOPLE: usize = 6;
 const HISTORY_CASES: u32 = 96;
 
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/group_properties.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    common::proptest_config(cases, "proptest-regressions/group_properties.txt")
 }
 
 fn person(n: usize) -> SecretKey {

@@ -14,6 +14,8 @@
 //! - proptest: random garbage and structured random frames never panic and never establish;
 //!   a transcript with one byte changed never establishes with a wrong key.
 
+mod common;
+
 use kith_protocol::auth::login_message;
 use kith_protocol::frame::{Bytes, FrameErrorKind};
 use kith_protocol::link::{
@@ -22,7 +24,6 @@ use kith_protocol::link::{
 };
 use kith_protocol::{PublicKey, SecretKey, Timestamp};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
 const DIALER_CHALLENGE: [u8; 32] = [0x11; 32];
@@ -900,16 +901,7 @@ fn error_messages_say_what_to_check() {
 // Properties
 
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/link.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    common::proptest_config(cases, "proptest-regressions/link.txt")
 }
 
 /// Frames that are well-formed JSON of the right shape, with random content: they get past

@@ -18,6 +18,8 @@
 //! (the working directory of integration tests is the package root) and replayed first on
 //! every later run; commit them.
 
+mod common;
+
 use kith_protocol::event::{DecodeError, SIGNATURE_LEN};
 use kith_protocol::frame::{
     decode_client_frame, decode_node_frame, encode_frame, Bytes, ClientFrame, ErrorCode,
@@ -34,7 +36,6 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
-use proptest::test_runner::FileFailurePersistence;
 use sha2::{Digest as _, Sha256};
 
 /// The 32 characters of the bech32 data alphabet.
@@ -49,16 +50,7 @@ const FRAME_CASES: u32 = 1024;
 const KEY_CASES: u32 = 2048;
 
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/properties.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    common::proptest_config(cases, "proptest-regressions/properties.txt")
 }
 
 /// Limits under which only integrity checks (format, hashes, signature) can fail.

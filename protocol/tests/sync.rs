@@ -14,6 +14,8 @@
 //! - proptest: random small sets converge under random settings; whatever the decoder
 //!   accepts re-encodes to the same bytes.
 
+mod common;
+
 use std::collections::HashSet;
 
 use kith_protocol::sync::{
@@ -22,7 +24,6 @@ use kith_protocol::sync::{
 };
 use kith_protocol::{EventId, Timestamp};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -778,16 +779,7 @@ const SESSION_CASES: u32 = 128;
 const DECODE_CASES: u32 = 4096;
 
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/sync.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    common::proptest_config(cases, "proptest-regressions/sync.txt")
 }
 
 proptest! {
