@@ -50,6 +50,9 @@ pub struct FederationConfig {
     /// addresses. For testing only: otherwise whoever names a peer could make the node reach
     /// services inside its own network.
     pub allow_private_addresses: bool,
+    /// Base URLs of nodes to link with (`http://host:port`), besides those added with
+    /// `kithd admin peer add`. Each is checked with the address rules above before dialing.
+    pub peers: Vec<String>,
 }
 
 /// Per-connection limits: what keeps one client from hurting the others.
@@ -181,6 +184,8 @@ challenge_ttl_secs = 120
 # fc00::/7, link-local, ...). Only for testing on one machine or a private network: when
 # true, whoever names a peer can make this node reach services inside your network.
 allow_private_addresses = false
+# Nodes to link with and follow the public groups of, e.g. ["https://kith.example.org"].
+peers = []
 "#;
 
 /// Why the configuration could not be loaded.

@@ -27,6 +27,10 @@ pub fn router(node: SharedNode) -> Router {
         .route("/groups/{group}/events", get(group_events))
         .route("/groups/{group}/state", get(group_state))
         .route(WS_PATH, get(crate::ws::upgrade))
+        .route(
+            crate::federation::link::FEDERATION_PATH,
+            get(crate::federation::link::upgrade),
+        )
         .with_state(node)
 }
 

@@ -107,6 +107,50 @@ impl Node {
         let event = validate(bytes, None, now(), &self.config.limits)
             .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
         self.authorize(&event).await?;
+        self.commit_checked(event).await
+    }
+
+    /// Stores an event a linked peer sent: validated exactly like a client's publish (with
+    /// the id the peer announced, when there is one) and checked against its group's rules,
+    /// but without requiring the author to be registered here (authors register on their
+    /// home nodes). Only events of public groups are taken: federation never carries
+    /// anything else.
+    pub async fn ingest_from_peer(
+        &self,
+        bytes: &[u8],
+        expected_id: Option<EventId>,
+    ) -> Result<Published, Rejection> {
+        let event = validate(bytes, expected_id.as_ref(), now(), &self.config.limits)
+            .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
+        let Some(group) = in_group(&event) else {
+            return Err(Rejection::new(
+                ErrorCode::NotAllowed,
+                "nodes only exchange events of public groups; this event is in no group",
+            ));
+        };
+        if event.kind() == kith_protocol::group::GROUP_CREATE {
+            let private = kith_protocol::group::GroupState::genesis(&event, &self.config.limits)
+                .map(|s| s.visibility == kith_protocol::group::body::Visibility::Private)
+                .unwrap_or(false);
+            if private {
+                return Err(Rejection::new(
+                    ErrorCode::NotAllowed,
+                    "nodes do not exchange private groups",
+                ));
+            }
+        }
+        self.check_group(&event).await?;
+        if self.groups.is_private(&group) {
+            return Err(Rejection::new(
+                ErrorCode::NotAllowed,
+                "nodes do not exchange private groups' events",
+            ));
+        }
+        self.commit_checked(event).await
+    }
+
+    /// Commits an event that passed its checks, and adds it to its group's state.
+    async fn commit_checked(&self, event: ValidEvent) -> Result<Published, Rejection> {
         let id = event.id();
         let grouped = in_group(&event).is_some();
         let recorded = grouped.then(|| (*event).clone());
@@ -130,6 +174,11 @@ impl Node {
                 format!("the author {author} is not registered on this node, so it does not store their events; register with an invite code first (kith register)"),
             ));
         }
+        self.check_group(event).await
+    }
+
+    /// The group's rules, for a group event (nothing to check otherwise).
+    async fn check_group(&self, event: &ValidEvent) -> Result<(), Rejection> {
         if in_group(event).is_some() {
             let groups = Arc::clone(&self.groups);
             let event = (**event).clone();

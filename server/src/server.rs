@@ -176,6 +176,7 @@ impl Server {
                 tracing::error!("the HTTP server stopped with an error: {e}");
             }
         });
+        tracker.spawn(crate::federation::link::start_dialers(Arc::clone(&node)));
         tracing::info!(addr = %local_addr, node = %node.key.public_key(), "kithd is listening");
         Ok(Server {
             local_addr,

@@ -82,6 +82,32 @@ impl TestNode {
         self.server = Some(start_in(self.dir.path(), self.config.clone()).await);
     }
 
+    /// Stops the node cleanly, keeping its data for [`TestNode::resume`].
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    /// Starts a stopped node again (on a new port) with the same data and settings.
+    pub async fn resume(&mut self) {
+        assert!(self.server.is_none(), "the node is already running");
+        self.server = Some(start_in(self.dir.path(), self.config.clone()).await);
+    }
+
+    /// Stops the node and starts it again with its settings changed by `adjust`.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        self.stop().await;
+        adjust(&mut self.config);
+        self.resume().await;
+    }
+
+    /// How many events the node stores (from `/health`).
+    pub async fn event_count(&self) -> u64 {
+        let (_, health) = self.get_json("/health").await;
+        health["events"].as_u64().expect("health reports events")
+    }
+
     /// Stops the node cleanly.
     pub async fn shutdown(mut self) {
         if let Some(server) = self.server.take() {
@@ -92,6 +118,30 @@ impl TestNode {
     /// GET a path on the node and parse the JSON answer (any status).
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         get_json(&self.url(), path).await
+    }
+}
+
+/// Lets a node contact peers on loopback, and makes it link with `peers` (base URLs).
+pub fn federated_with(config: &mut Config, peers: &[String]) {
+    config.federation.allow_private_addresses = true;
+    config.federation.peers = peers.to_vec();
+}
+
+/// Checks `check` every 50 ms until it holds, for at most `secs` seconds; whether it held.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 
 mod durability;
+mod federation;
 mod groups;
 mod http;
 mod limits;
