@@ -170,33 +170,15 @@ async fn accept(socket: WebSocket, node: SharedNode) {
 }
 
 async fn accept_counted(socket: WebSocket, node: &SharedNode) {
-    let (mut sink, mut stream) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel::<String>(QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(QUEUE);
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let text = match message {
-                AxMessage::Text(text) => text,
-                AxMessage::Close(_) => break,
-                _ => continue,
-            };
-            if in_tx.send(text.as_str().to_owned()).await.is_err() {
-                break;
-            }
-        }
-    });
-    let writer = tokio::spawn(async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(AxMessage::Text(text.into())).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let mut wire = Wire {
-        rx: in_rx,
-        tx: out_tx,
-    };
+    let (mut wire, reader, writer) = pump(
+        socket,
+        |m| match m {
+            AxMessage::Text(text) => Pumped::Text(text.as_str().to_owned()),
+            AxMessage::Close(_) => Pumped::Close,
+            _ => Pumped::Skip,
+        },
+        |text| AxMessage::Text(text.into()),
+    );
     let mut challenge = [0u8; 32];
     rand::thread_rng().fill(&mut challenge);
     let listener = Listener::new(node.key.clone(), None, challenge, now());
@@ -212,6 +194,59 @@ async fn accept_counted(socket: WebSocket, node: &SharedNode) {
     }
     reader.abort();
     let _ = writer.await;
+}
+
+/// What the reader does with one incoming WebSocket message.
+enum Pumped {
+    Text(String),
+    Close,
+    Skip,
+}
+
+/// Spawns the reader and writer tasks that turn a WebSocket (axum's on the listening side,
+/// tokio-tungstenite's on the dialing side) into a [`Wire`] of text frames.
+fn pump<S, M, E>(
+    socket: S,
+    read: fn(M) -> Pumped,
+    write: fn(String) -> M,
+) -> (
+    Wire,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    S: futures_util::Stream<Item = Result<M, E>> + futures_util::Sink<M> + Send + 'static,
+    M: Send + 'static,
+    E: Send + 'static,
+{
+    let (mut sink, mut stream) = socket.split();
+    let (in_tx, in_rx) = mpsc::channel::<String>(QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(QUEUE);
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let text = match read(message) {
+                Pumped::Text(text) => text,
+                Pumped::Close => break,
+                Pumped::Skip => continue,
+            };
+            if in_tx.send(text).await.is_err() {
+                break;
+            }
+        }
+    });
+    let writer = tokio::spawn(async move {
+        while let Some(text) = out_rx.recv().await {
+            if sink.send(write(text)).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let wire = Wire {
+        rx: in_rx,
+        tx: out_tx,
+    };
+    (wire, reader, writer)
 }
 
 async fn is_blocked(node: &Node, peer: &PublicKey) -> bool {
@@ -359,33 +394,15 @@ async fn dial_once(node: &SharedNode, ws_url: &str) -> anyhow::Result<bool> {
         _ = node.shutdown.cancelled() => return Ok(false),
         r = tokio::time::timeout(Duration::from_secs(10), connect) => r??,
     };
-    let (mut sink, mut stream) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel::<String>(QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(QUEUE);
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let text = match message {
-                TMessage::Text(text) => text,
-                TMessage::Close(_) => break,
-                _ => continue,
-            };
-            if in_tx.send(text.as_str().to_owned()).await.is_err() {
-                break;
-            }
-        }
-    });
-    let writer = tokio::spawn(async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(TMessage::Text(text.into())).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let mut wire = Wire {
-        rx: in_rx,
-        tx: out_tx,
-    };
+    let (mut wire, reader, writer) = pump(
+        socket,
+        |m| match m {
+            TMessage::Text(text) => Pumped::Text(text.as_str().to_owned()),
+            TMessage::Close(_) => Pumped::Close,
+            _ => Pumped::Skip,
+        },
+        |text| TMessage::Text(text.into()),
+    );
     let mut challenge = [0u8; 32];
     rand::thread_rng().fill(&mut challenge);
     let dialer = Dialer::new(node.key.clone(), None, challenge, now());
