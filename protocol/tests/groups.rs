@@ -2103,8 +2103,22 @@ fn a_moderator_hides_a_post_pending_review_with_a_reason_in_the_log() {
         event: post.id(),
         reason: "Eli removed the number and asked to restore the rest".into(),
     });
-    c.add(&cyd(), group::UNHIDE, show);
+    c.add(&cyd(), group::UNHIDE, show.clone());
     assert!(c.state().moderated.is_empty());
+    // Showing again what is not hidden, or hiding what is not in one's history, is refused.
+    assert_eq!(
+        c.refuse(&cyd(), group::UNHIDE, show),
+        GroupError::NotHidden(post.id())
+    );
+    let nowhere = EventId::from_bytes([7; 32]);
+    let hide_nothing = body::to_bytes(&body::Moderate {
+        event: nowhere,
+        reason: "no such post".into(),
+    });
+    assert_eq!(
+        c.refuse(&cyd(), group::HIDE, hide_nothing),
+        GroupError::UnknownTarget(nowhere)
+    );
     c.assert_replays();
 }
 

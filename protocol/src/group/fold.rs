@@ -127,9 +127,12 @@ impl Group {
         self.structural(event)?;
         let parents: BTreeSet<EventId> = event.header().parents.iter().copied().collect();
         if parents == self.heads {
+            self.target_known(event, |id| self.events.contains_key(id))?;
             self.state.decide(event, &self.limits).map(drop)
         } else {
-            let causal = self.fold_set(Some(&self.ancestors(&parents)));
+            let history = self.ancestors(&parents);
+            self.target_known(event, |id| history.contains(id))?;
+            let causal = self.fold_set(Some(&history));
             causal.decide(event, &self.limits).map(drop)
         }
     }
@@ -155,12 +158,15 @@ impl Group {
         if parents == self.heads {
             // The event comes after everything held: it is last in the order, so the new
             // state is the old one plus this event.
+            self.target_known(&event, |id| self.events.contains_key(id))?;
             let change = self.state.decide(&event, &self.limits)?;
             self.state.apply(&event, change);
             self.add(event);
         } else {
             if judge {
-                let causal = self.fold_set(Some(&self.ancestors(&parents)));
+                let history = self.ancestors(&parents);
+                self.target_known(&event, |id| history.contains(id))?;
+                let causal = self.fold_set(Some(&history));
                 causal.decide(&event, &self.limits)?;
             }
             self.add(event);
@@ -197,6 +203,26 @@ impl Group {
             return Err(GroupError::BeforeParent);
         }
         Ok(())
+    }
+
+    /// A hide or unhide must name an event in its own history: one cannot hide what one
+    /// has not seen (or what does not exist).
+    fn target_known(
+        &self,
+        event: &Event,
+        in_history: impl Fn(&EventId) -> bool,
+    ) -> Result<(), GroupError> {
+        if event.kind() != super::HIDE && event.kind() != super::UNHIDE {
+            return Ok(());
+        }
+        let target = event
+            .body()
+            .and_then(|b| super::body::Moderate::parse(b, &self.limits).ok())
+            .map(|m| m.event);
+        match target {
+            Some(id) if !in_history(&id) => Err(GroupError::UnknownTarget(id)),
+            _ => Ok(()),
+        }
     }
 
     fn add(&mut self, event: Event) {

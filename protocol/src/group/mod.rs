@@ -94,6 +94,12 @@ pub enum GroupError {
         /// Which power.
         power: Power,
     },
+    /// A hide or unhide names an event that is not in its history.
+    #[error("the event {0} is not among the events this one cites (directly or through them); cite it to hide or show it")]
+    UnknownTarget(EventId),
+    /// An unhide of an event that is not hidden.
+    #[error("the event {0} is not hidden, so there is nothing to show again")]
+    NotHidden(EventId),
     /// Someone removed by decision tries to rejoin with an invitation.
     #[error("{0} was removed by a decision of the group; only another decision (an admit proposal) can let them back in")]
     RemovedByDecision(PublicKey),

@@ -426,6 +426,9 @@ impl GroupState {
                         power: Power::Hide,
                     });
                 }
+                if kind == super::UNHIDE && !self.moderated.contains_key(&moderate.event) {
+                    return Err(GroupError::NotHidden(moderate.event));
+                }
                 Ok(Change::Moderate(moderate, kind == super::HIDE))
             }
             other => Err(GroupError::NotAGroupKind(other)),
