@@ -359,15 +359,16 @@ async fn dial_forever(node: SharedNode, url: String) {
             Err(_) => return,
         };
         let base = peer_url.as_str().trim_end_matches('/');
-        let ws_url = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}{FEDERATION_PATH}")
+        let ws_url = if base.starts_with("https://") {
+            tracing::warn!(%url, "not linking with this peer: linking over TLS (https) is not built yet");
+            return;
         } else if let Some(rest) = base.strip_prefix("http://") {
             format!("ws://{rest}{FEDERATION_PATH}")
         } else {
             tracing::warn!(%url, "not linking with this peer: unsupported scheme");
             return;
         };
-        match dial_once(&node, &ws_url).await {
+        match dial_once(&node, &ws_url, peer_url.addresses()).await {
             Ok(true) => attempt = 0,
             Ok(false) => attempt = attempt.saturating_add(1),
             Err(e) => {
@@ -383,13 +384,25 @@ async fn dial_forever(node: SharedNode, url: String) {
 }
 
 /// One connection to a peer; `Ok(true)` if the link was established (and has now ended).
-async fn dial_once(node: &SharedNode, ws_url: &str) -> anyhow::Result<bool> {
+///
+/// It connects only to `addresses`, the ones [`check_peer_url`] resolved and found public,
+/// and never looks the name up again (a second lookup could answer with a private address).
+async fn dial_once(
+    node: &SharedNode,
+    ws_url: &str,
+    addresses: &[std::net::SocketAddr],
+) -> anyhow::Result<bool> {
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
     use tokio_tungstenite::tungstenite::Message as TMessage;
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FED_FRAME_BYTES))
         .max_frame_size(Some(MAX_FED_FRAME_BYTES));
-    let connect = tokio_tungstenite::connect_async_with_config(ws_url, Some(config), false);
+    let connect = async {
+        let stream = tokio::net::TcpStream::connect(addresses).await?;
+        let (socket, response) =
+            tokio_tungstenite::client_async_with_config(ws_url, stream, Some(config)).await?;
+        anyhow::Ok((socket, response))
+    };
     let (socket, _) = tokio::select! {
         _ = node.shutdown.cancelled() => return Ok(false),
         r = tokio::time::timeout(Duration::from_secs(10), connect) => r??,
