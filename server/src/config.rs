@@ -184,7 +184,8 @@ challenge_ttl_secs = 120
 # fc00::/7, link-local, ...). Only for testing on one machine or a private network: when
 # true, whoever names a peer can make this node reach services inside your network.
 allow_private_addresses = false
-# Nodes to link with and follow the public groups of, e.g. ["https://kith.example.org"].
+# Nodes to link with and follow the public groups of, e.g. ["http://10.8.0.2:8080"] over
+# a private network or tunnel (links over TLS, https://, are not built yet).
 peers = []
 "#;
 
