@@ -167,7 +167,7 @@ pub enum BodyError {
 /// Parses a body that must be a JSON object. serde's derived decoders would also take a
 /// struct written as a JSON array (`["hi"]`); other implementations would not, so arrays
 /// are refused here, before serde sees them.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(BodyError::Shape(
             "the body must be a JSON object, starting with '{'".into(),
@@ -176,12 +176,19 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     serde_json::from_slice(bytes).map_err(|e| BodyError::Shape(e.to_string()))
 }
 
-fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), BodyError> {
+/// Checks a text field's length in Unicode scalar values and, if `required`, that it says
+/// something (not only white space). Shared by every kind's body rules.
+pub(crate) fn check_text(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), BodyError> {
     let found = text.chars().count();
     if found > max {
         return Err(BodyError::TextTooLong { field, max, found });
     }
-    if text.trim().is_empty() {
+    if required && text.trim().is_empty() {
         return Err(BodyError::Empty(field));
     }
     Ok(())
@@ -199,7 +206,7 @@ impl PostBody {
     /// Parses and checks a post body.
     pub fn parse(bytes: &[u8], limits: &Limits) -> Result<PostBody, BodyError> {
         let body: PostBody = parse_json(bytes)?;
-        check_text("text", &body.text, limits.max_text_chars)?;
+        check_text("text", &body.text, limits.max_text_chars, true)?;
         Ok(body)
     }
 

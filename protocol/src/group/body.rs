@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::{ActionType, Rules, MAX_ROLE_LABEL};
 use crate::event::{EventId, Timestamp};
-use crate::kind::BodyError;
+use crate::kind::{check_text as text, parse_json as parse, BodyError};
 use crate::validate::Limits;
 use crate::PublicKey;
 
@@ -265,26 +265,6 @@ pub struct Outcome {
     pub option: Option<u32>,
     /// The facilitator's explanation, in their words.
     pub explanation: String,
-}
-
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(BodyError::Shape(
-            "the body must be a JSON object, starting with '{'".into(),
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|e| BodyError::Shape(e.to_string()))
-}
-
-fn text(field: &'static str, value: &str, max: usize, required: bool) -> Result<(), BodyError> {
-    let found = value.chars().count();
-    if found > max {
-        return Err(BodyError::TextTooLong { field, max, found });
-    }
-    if required && value.trim().is_empty() {
-        return Err(BodyError::Empty(field));
-    }
-    Ok(())
 }
 
 fn me(d: &SelfDescription) -> Result<(), BodyError> {
