@@ -300,6 +300,7 @@ mod tests {
             visibility: Visibility::Public,
             rules: Rules::mutual_aid_default(),
             founder: Default::default(),
+            home: None,
         };
         EventBuilder::new(
             group::GROUP_CREATE,

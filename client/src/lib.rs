@@ -13,6 +13,10 @@
 //! - [`group`]: a group's events fetched from a node and folded on this computer
 //!   ([`group::fetch_group`]), never taking the node's word for the group's state;
 //! - [`identity`]: key files on disk, one per profile;
+//! - [`http`]: plain HTTP reads, such as a node's key and public address
+//!   ([`http::node_info`], from `/.well-known/kith`);
+//! - [`join_code`]: [`JoinCode`], the one line a newcomer pastes to join a group from any
+//!   node;
 //! - [`error`]: what can go wrong, as [`ClientError`].
 //!
 //! **Boundary:** the client never trusts the node. Every event it receives is checked
@@ -41,7 +45,9 @@ pub mod address;
 pub mod connection;
 pub mod error;
 pub mod group;
+pub mod http;
 pub mod identity;
+pub mod join_code;
 pub mod subscription;
 
 mod router;
@@ -52,7 +58,9 @@ pub use address::{ws_url, DEFAULT_NODE};
 pub use connection::{ConnectOptions, Connection, PublishOutcome};
 pub use error::ClientError;
 pub use group::{fetch_group, LocalGroup};
+pub use http::{node_info, NodeInfo};
 pub use identity::{IdentityError, KeyStore, ProfileName};
+pub use join_code::{JoinCode, JoinCodeError};
 pub use subscription::{Subscription, SubscriptionItem};
 
 use std::time::{SystemTime, UNIX_EPOCH};

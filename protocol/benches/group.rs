@@ -130,6 +130,7 @@ fn big_group() -> (Event, Vec<Event>) {
         visibility: Visibility::Public,
         rules,
         founder: SelfDescription::default(),
+        home: None,
     };
     let keys: Vec<SecretKey> = (0..=joins).map(key).collect();
     let genesis = EventBuilder::new(group::GROUP_CREATE, Timestamp(T0), body::to_bytes(&create))
@@ -167,6 +168,7 @@ fn big_group() -> (Event, Vec<Event>) {
             body::to_bytes(&Join {
                 via,
                 me: SelfDescription::default(),
+                home: None,
             }),
             false,
         );

@@ -123,6 +123,12 @@ pub static REGISTRY: &[KindSpec] = &[
         check_body: |b, l| body::Moderate::parse(b, l).map(drop),
     },
     KindSpec {
+        kind: group::NODE_REFUSAL,
+        name: "node_refusal",
+        group: GroupRule::Required,
+        check_body: |b, l| body::NodeRefusal::parse(b, l).map(drop),
+    },
+    KindSpec {
         kind: group::PROPOSAL,
         name: "proposal",
         group: GroupRule::Required,

@@ -4,7 +4,9 @@
 //! Each case generates a random history: a founder and three neighbours (a fixed start),
 //! then a random mix of posts, invitations, joins, leaves, profiles, proposals (admit,
 //! remove, grant and end roles, change rules, decide, polls), stances and outcomes, by
-//! six people of whom two start outside. Each event cites a random subset of the current
+//! six people of whom two start outside. Joins and profiles may name a home among three
+//! nodes (a node sometimes under two URLs, so homes conflict), and four nodes (one of them
+//! home to nobody) announce refusals. Each event cites a random subset of the current
 //! heads (so branches are concurrent), all the heads, or now and then one old event only
 //! (a backdated branch, which exercises the removal horizon). Outcomes count the stances
 //! of the state their parents establish, sometimes tampered with (a flipped verdict, a
@@ -25,14 +27,15 @@ mod common;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use kith_protocol::group::body::{
-    self, Action, GroupCreate, Invite, Join, Leave, Outcome, Profile, Proposal, SelfDescription,
-    Stance, StanceKind, Verdict, Visibility,
+    self, Action, GroupCreate, Invite, Join, Leave, NodeRef, NodeRefusal, Outcome, Profile,
+    Proposal, SelfDescription, Stance, StanceKind, Verdict, Visibility,
 };
 use kith_protocol::group::rules::{ActionType, Method, Rules, Who};
 use kith_protocol::group::{self, Group, GroupError, GroupState};
 use kith_protocol::kind::PostBody;
 use kith_protocol::{Event, EventBuilder, EventId, Kind, Limits, SecretKey, Timestamp};
 use proptest::collection::vec;
+use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use rand::seq::SliceRandom;
@@ -56,6 +59,22 @@ fn person(n: usize) -> SecretKey {
     let mut seed = [0x6b; 32];
     seed[0] = n as u8;
     SecretKey::from_seed(&seed)
+}
+
+/// Node `n`'s key (nodes 0 to 2 are homes; node 3 is home to nobody).
+fn node(n: u8) -> SecretKey {
+    let mut seed = [0x6e; 32];
+    seed[0] = n;
+    SecretKey::from_seed(&seed)
+}
+
+/// Home `i` (0 to 5): node `i % 3`, under one of two URLs, so that members living on the
+/// same node can name it differently.
+fn home(i: Option<u8>) -> Option<NodeRef> {
+    i.map(|i| NodeRef {
+        node: node(i % 3).public_key(),
+        url: format!("https://node{}.example/v{}", i % 3, i / 3),
+    })
 }
 
 /// Which events a new event cites.
@@ -99,9 +118,11 @@ enum Op {
     Tick(u64),
     Post(usize, Parents),
     Invite(usize, u32, u64, Parents),
-    Join(usize, Index, Parents),
+    Join(usize, Index, Option<u8>, Parents),
     Leave(usize, Parents),
-    Profile(usize, bool, Parents),
+    Profile(usize, bool, Option<u8>, Parents),
+    /// A node refuses the group, or one person's events in it.
+    Refuse(u8, Option<usize>, Parents),
     Propose(usize, Pick, u64, Parents),
     Stance(usize, Index, StanceKind, u32, Parents),
     /// Every current member answers a proposal: agree, except those picked by the mask,
@@ -159,9 +180,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1..40u64).prop_map(|h| Op::Tick(h * HOUR)),
         6 => (who(), parents()).prop_map(|(w, p)| Op::Post(w, p)),
         1 => (who(), 1..3u32, 1..48u64, parents()).prop_map(|(w, u, h, p)| Op::Invite(w, u, h * HOUR, p)),
-        2 => (who(), any::<Index>(), parents()).prop_map(|(w, i, p)| Op::Join(w, i, p)),
+        2 => (who(), any::<Index>(), option::of(0..6u8), parents()).prop_map(|(w, i, h, p)| Op::Join(w, i, h, p)),
         1 => (who(), parents()).prop_map(|(w, p)| Op::Leave(w, p)),
-        1 => (who(), any::<bool>(), parents()).prop_map(|(w, q, p)| Op::Profile(w, q, p)),
+        1 => (who(), any::<bool>(), option::of(0..6u8), parents()).prop_map(|(w, q, h, p)| Op::Profile(w, q, h, p)),
+        1 => (0..4u8, option::of(who()), parents()).prop_map(|(n, m, p)| Op::Refuse(n, m, p)),
         3 => (who(), pick(), 1..24u64, parents()).prop_map(|(w, a, h, p)| Op::Propose(w, a, h * HOUR, p)),
         6 => (who(), any::<Index>(), stance_kind(), 0..3u32, parents()).prop_map(|(w, i, k, o, p)| Op::Stance(w, i, k, o, p)),
         2 => (any::<Index>(), any::<u8>(), stance_kind()).prop_map(|(i, m, k)| Op::Everyone(i, m, k)),
@@ -219,6 +241,7 @@ impl History {
             visibility: Visibility::Public,
             rules: base_rules(majority),
             founder: SelfDescription::default(),
+            home: home(Some(0)),
         };
         let genesis =
             EventBuilder::new(group::GROUP_CREATE, Timestamp(T0), body::to_bytes(&create))
@@ -235,11 +258,12 @@ impl History {
             vias: Vec::new(),
             clock: T0 + SECOND,
         };
-        // A fixed start: the founder invites, three neighbours join.
+        // A fixed start: the founder invites, three neighbours join (each at home on a
+        // node, two of them on the same node under different URLs).
         h.apply(&Op::Invite(0, 3, 30 * DAY, Parents::All));
         let invite = h.vias[0];
         for n in 1..=3 {
-            let e = h.join(n, invite, &Parents::All);
+            let e = h.join(n, invite, home(Some(n as u8)), &Parents::All);
             h.offer(e);
         }
         assert_eq!(h.reference.state().members.len(), 4);
@@ -294,11 +318,18 @@ impl History {
             .unwrap()
     }
 
-    fn join(&mut self, who: usize, via: EventId, parents: &Parents) -> Event {
+    fn join(
+        &mut self,
+        who: usize,
+        via: EventId,
+        home: Option<NodeRef>,
+        parents: &Parents,
+    ) -> Event {
         let (parents, at) = self.place(parents);
         let body = body::to_bytes(&Join {
             via,
             me: SelfDescription::default(),
+            home,
         });
         self.sign(who, group::JOIN, body, &parents, at)
     }
@@ -440,12 +471,12 @@ impl History {
                 });
                 self.sign(*w, group::INVITE, body, &parents, at)
             }
-            Op::Join(w, via, p) => {
+            Op::Join(w, via, h, p) => {
                 if self.vias.is_empty() {
                     return;
                 }
                 let via = self.vias[via.index(self.vias.len())];
-                self.join(*w, via, p)
+                self.join(*w, via, home(*h), p)
             }
             Op::Leave(w, p) => {
                 let (parents, at) = self.place(p);
@@ -457,7 +488,7 @@ impl History {
                     at,
                 )
             }
-            Op::Profile(w, quiet, p) => {
+            Op::Profile(w, quiet, h, p) => {
                 let (parents, at) = self.place(p);
                 let body = body::to_bytes(&Profile {
                     me: SelfDescription {
@@ -465,8 +496,21 @@ impl History {
                         labels: Vec::new(),
                     },
                     quiet: *quiet,
+                    home: home(*h),
                 });
                 self.sign(*w, group::PROFILE, body, &parents, at)
+            }
+            Op::Refuse(n, member, p) => {
+                let (parents, at) = self.place(p);
+                let body = body::to_bytes(&NodeRefusal {
+                    reason: format!("node {n} is full"),
+                    member: member.map(|m| person(m).public_key()),
+                });
+                EventBuilder::new(group::NODE_REFUSAL, Timestamp(at), body)
+                    .group(self.reference.id())
+                    .parents(parents.iter().copied())
+                    .sign(&node(*n))
+                    .unwrap()
             }
             Op::Propose(w, pick, open, p) => {
                 let (parents, at) = self.place(p);
@@ -748,7 +792,9 @@ fn the_generator_reaches_the_interesting_cases() {
     let mut runner = TestRunner::deterministic();
     let (mut concurrent, mut hidden, mut not_applied, mut removed, mut left) = (0, 0, 0, 0, 0);
     let (mut passed, mut failed, mut joined, mut refused_kinds) = (0, 0, 0, BTreeSet::new());
-    for _ in 0..64 {
+    let (mut moved, mut node_refusals, mut shared_node) = (0, 0, 0);
+    // 128 histories: removals with concurrent events are rare enough that 64 can miss them.
+    for _ in 0..128 {
         let (majority, ops, _) = history().new_tree(&mut runner).unwrap().current();
         let h = build(majority, &ops);
         let s = h.reference.state();
@@ -769,6 +815,14 @@ fn the_generator_reaches_the_interesting_cases() {
             }
         }
         joined += s.members.len();
+        moved += s
+            .log
+            .iter()
+            .filter(|l| l.what.starts_with("moved their home"))
+            .count();
+        node_refusals += s.refusals.len();
+        let homes = s.members.values().filter(|m| m.home.is_some()).count();
+        shared_node += usize::from(s.hosts().len() < homes);
         for (_, why) in &h.refused {
             refused_kinds.insert(
                 format!("{why:?}")
@@ -781,8 +835,10 @@ fn the_generator_reaches_the_interesting_cases() {
     }
     eprintln!(
         "concurrent {concurrent}, hidden {hidden}, not applied {not_applied}, removed {removed}, left {left}, \
-         passed {passed}, failed {failed}, members {joined}, refusals {refused_kinds:?}"
+         passed {passed}, failed {failed}, members {joined}, moved {moved}, node refusals {node_refusals}, \
+         states with a shared node {shared_node}, refusals {refused_kinds:?}"
     );
+    assert!(moved > 0 && node_refusals > 0 && shared_node > 0);
     assert!(concurrent > 10);
     assert!(hidden > 0, "no history hid anything");
     assert!(not_applied > 0);
@@ -796,6 +852,7 @@ fn the_generator_reaches_the_interesting_cases() {
         "StillOpen",
         "NoInvitation",
         "AlreadyMember",
+        "NotAHost",
     ] {
         assert!(
             refused_kinds.contains(kind),

@@ -1,11 +1,12 @@
 //! Scenario tests for groups that govern themselves (`kith_protocol::group`).
 //!
 //! Every test builds real signed events (ed25519 keys from fixed seeds, bodies serialised
-//! with `group::body::to_bytes`) and feeds them to a [`Group`] through [`Circle`], a small
-//! helper that keeps the group, a clock and the events accepted so far, so each test reads
-//! as a story: people found a circle, invite, propose, take stances, decide, leave.
+//! with `group::body::to_bytes`) and feeds them to a [`Group`] through `Circle`, a small
+//! helper (in `common/circle.rs`) that keeps the group, a clock and the events accepted so
+//! far, so each test reads as a story: people found a circle, invite, propose, take
+//! stances, decide, leave.
 //!
-//! After every story [`Circle::assert_replays`] checks the incrementally built state is the
+//! After every story `Circle::assert_replays` checks the incrementally built state is the
 //! state a fresh node computes from the same events with [`Group::load`] (one cold fold):
 //! the group's state must be a function of its events alone.
 //!
@@ -13,401 +14,19 @@
 //! scenarios; they assert the behaviour we would want and are `#[ignore]`d until the design
 //! changes (run them with `cargo test -p kith-protocol --test groups -- --ignored`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use kith_protocol::group::body::{
-    self, Action, GroupCreate, Invite, Join, Leave, Outcome, Profile, Proposal, SelfDescription,
-    Stance, StanceKind, Verdict, Visibility,
+    self, Action, GroupCreate, Invite, Leave, Outcome, Profile, Proposal, SelfDescription, Stance,
+    StanceKind, Verdict, Visibility,
 };
 use kith_protocol::group::rules::{ActionType, Method, Power, RoleDef, Rules, Who};
 use kith_protocol::group::{self, Group, GroupError, GroupState};
-use kith_protocol::kind::PostBody;
 use kith_protocol::{Event, EventBuilder, EventId, Kind, Limits, PublicKey, SecretKey, Timestamp};
-use sha2::{Digest as _, Sha256};
 
-/// 2023-11-14T22:13:20Z: when every story starts.
-const T0: u64 = 1_700_000_000_000;
-const SECOND: u64 = 1_000;
-const HOUR: u64 = 3_600_000;
-const DAY: u64 = 86_400_000;
-
-/// A person: a key derived from their name.
-fn person(name: &str) -> SecretKey {
-    SecretKey::from_seed(&Sha256::digest(name.as_bytes()).into())
-}
-
-fn pk(key: &SecretKey) -> PublicKey {
-    key.public_key()
-}
-
-fn post_body(text: &str) -> Vec<u8> {
-    PostBody {
-        text: text.to_owned(),
-    }
-    .to_bytes()
-}
-
-/// A group, a clock and the events accepted so far.
-struct Circle {
-    group: Group,
-    genesis: Event,
-    /// Every accepted event after the genesis, in the order it was accepted.
-    events: Vec<Event>,
-    /// The clock, in ms: each event written through the helper is dated `now`, and the
-    /// clock then moves on a second.
-    now: u64,
-}
-
-impl Circle {
-    /// `founder` creates a group with these rules at `T0`.
-    fn found(founder: &SecretKey, rules: Rules) -> Circle {
-        let create = GroupCreate {
-            name: "Elm Street mutual aid".into(),
-            purpose: "Groceries, lifts and childcare between neighbours.".into(),
-            visibility: Visibility::Private,
-            rules,
-            founder: SelfDescription {
-                name: Some("Ada".into()),
-                labels: vec!["cook".into()],
-            },
-        };
-        let genesis =
-            EventBuilder::new(group::GROUP_CREATE, Timestamp(T0), body::to_bytes(&create))
-                .sign(founder)
-                .unwrap();
-        let group = Group::create(genesis.clone(), Limits::default()).unwrap();
-        Circle {
-            group,
-            genesis,
-            events: Vec::new(),
-            now: T0 + SECOND,
-        }
-    }
-
-    fn state(&self) -> &GroupState {
-        self.group.state()
-    }
-
-    fn at(&self) -> Timestamp {
-        Timestamp(self.now)
-    }
-
-    fn wait(&mut self, ms: u64) {
-        self.now += ms;
-    }
-
-    fn heads(&self) -> Vec<EventId> {
-        self.group.heads().iter().copied().collect()
-    }
-
-    fn is_member(&self, key: &SecretKey) -> bool {
-        self.state().members.contains_key(&pk(key))
-    }
-
-    /// Signs an event citing the current heads, dated now (the clock then moves on).
-    fn sign(&mut self, who: &SecretKey, kind: Kind, body: Vec<u8>) -> Event {
-        let parents = self.heads();
-        let event = self.sign_with(who, kind, body, &parents, self.now);
-        self.now += SECOND;
-        event
-    }
-
-    /// Signs an event with chosen parents and time (for concurrency and backdating).
-    fn sign_with(
-        &self,
-        who: &SecretKey,
-        kind: Kind,
-        body: Vec<u8>,
-        parents: &[EventId],
-        at: u64,
-    ) -> Event {
-        EventBuilder::new(kind, Timestamp(at), body)
-            .group(self.group.id())
-            .parents(parents.iter().copied())
-            .sign(who)
-            .unwrap()
-    }
-
-    /// Offers an event: `check` and `insert` must agree, and a refusal changes nothing.
-    fn offer(&mut self, event: Event) -> Result<Event, GroupError> {
-        let checked = self.group.check(&event);
-        let before = self.state().clone();
-        let inserted = self.group.insert(event.clone());
-        match (&checked, &inserted) {
-            (Ok(()), Ok(true)) => {
-                self.events.push(event.clone());
-                Ok(event)
-            }
-            (Err(a), Err(b)) => {
-                assert_eq!(a, b, "check and insert disagree");
-                assert_eq!(self.state(), &before, "a refused event changed the state");
-                Err(a.clone())
-            }
-            _ => panic!("check said {checked:?} but insert said {inserted:?}"),
-        }
-    }
-
-    /// Writes an event that must be accepted.
-    fn add(&mut self, who: &SecretKey, kind: Kind, body: Vec<u8>) -> Event {
-        let event = self.sign(who, kind, body);
-        self.offer(event).unwrap_or_else(|e| panic!("refused: {e}"))
-    }
-
-    /// Writes an event that must be refused; returns why.
-    fn refuse(&mut self, who: &SecretKey, kind: Kind, body: Vec<u8>) -> GroupError {
-        let event = self.sign(who, kind, body);
-        match self.offer(event) {
-            Ok(_) => panic!("accepted an event that should have been refused"),
-            Err(e) => e,
-        }
-    }
-
-    fn post(&mut self, who: &SecretKey, text: &str) -> Event {
-        self.add(who, Kind::POST, post_body(text))
-    }
-
-    fn invite_body(&self, uses: u32, valid_for: u64) -> Vec<u8> {
-        body::to_bytes(&Invite {
-            expires_at: Timestamp(self.now + valid_for),
-            uses,
-            note: Some("Welcome, neighbour".into()),
-        })
-    }
-
-    fn invite(&mut self, who: &SecretKey, uses: u32, valid_for: u64) -> EventId {
-        let body = self.invite_body(uses, valid_for);
-        self.add(who, group::INVITE, body).id()
-    }
-
-    fn join_body(via: EventId) -> Vec<u8> {
-        body::to_bytes(&Join {
-            via,
-            me: SelfDescription::default(),
-        })
-    }
-
-    fn join(&mut self, who: &SecretKey, via: EventId) -> Event {
-        self.add(who, group::JOIN, Self::join_body(via))
-    }
-
-    fn leave(&mut self, who: &SecretKey, reason: Option<&str>) -> Event {
-        let body = body::to_bytes(&Leave {
-            reason: reason.map(str::to_owned),
-        });
-        self.add(who, group::LEAVE, body)
-    }
-
-    fn proposal_body(&self, title: &str, action: Action, open_for: u64) -> Vec<u8> {
-        body::to_bytes(&Proposal {
-            title: title.into(),
-            text: format!("{title}: please give your stance."),
-            action,
-            closes_at: Timestamp(self.now + open_for),
-            options: Vec::new(),
-            informed_by: Vec::new(),
-        })
-    }
-
-    /// Proposes `action`, open for a day.
-    fn propose(&mut self, who: &SecretKey, title: &str, action: Action) -> EventId {
-        let body = self.proposal_body(title, action, DAY);
-        self.add(who, group::PROPOSAL, body).id()
-    }
-
-    fn stance_body(proposal: EventId, stance: StanceKind) -> Vec<u8> {
-        body::to_bytes(&Stance {
-            proposal,
-            stance,
-            reason: Some(format!("{stance:?} because I thought about it")),
-            option: None,
-        })
-    }
-
-    fn stance(&mut self, who: &SecretKey, proposal: EventId, stance: StanceKind) -> Event {
-        self.add(who, group::STANCE, Self::stance_body(proposal, stance))
-    }
-
-    /// Moves the clock past the proposal's closing time.
-    fn close(&mut self, proposal: EventId) {
-        let closes = self.state().proposals[&proposal].proposal.closes_at.0;
-        self.now = self.now.max(closes + SECOND);
-    }
-
-    /// The stances an outcome must count now.
-    fn countable(&self, proposal: EventId) -> BTreeSet<EventId> {
-        let state = self.state();
-        let p = &state.proposals[&proposal];
-        state.countable(p).values().map(|s| s.event).collect()
-    }
-
-    fn tally(&self, proposal: EventId) -> Option<(Verdict, Option<u32>)> {
-        let state = self.state();
-        state.tally(&state.proposals[&proposal])
-    }
-
-    /// An outcome body stating the eligible count the current state gives (0 for an
-    /// unknown proposal).
-    fn outcome_body(
-        &self,
-        proposal: EventId,
-        counted: BTreeSet<EventId>,
-        result: Verdict,
-    ) -> Vec<u8> {
-        let state = self.state();
-        let eligible = state
-            .proposals
-            .get(&proposal)
-            .map_or(0, |p| state.eligible(p) as u32);
-        body::to_bytes(&Outcome {
-            proposal,
-            counted,
-            eligible,
-            result,
-            option: None,
-            explanation: "Counted every stance given before the close.".into(),
-        })
-    }
-
-    /// Writes the honest outcome: every countable stance, the verdict the tally gives.
-    fn decide(&mut self, who: &SecretKey, proposal: EventId) -> Event {
-        let (verdict, _) = self.tally(proposal).expect("not a role-delegated decision");
-        let body = self.outcome_body(proposal, self.countable(proposal), verdict);
-        self.add(who, group::OUTCOME, body)
-    }
-
-    /// The whole admission story: `proposer` proposes letting `newcomer` in, every
-    /// member agrees, the proposal closes, `proposer` writes the outcome, the newcomer joins.
-    fn admit(&mut self, proposer: &SecretKey, newcomer: &SecretKey) -> Event {
-        let p = self.propose(proposer, "Let them in", Action::Admit { key: pk(newcomer) });
-        let voters: Vec<PublicKey> = self.state().members.keys().copied().collect();
-        for voter in voters {
-            let key = self.secret_of(&voter);
-            self.stance(&key, p, StanceKind::Agree);
-        }
-        self.close(p);
-        let outcome = self.decide(proposer, p);
-        assert_eq!(
-            self.state().admitted.get(&pk(newcomer)),
-            Some(&outcome.id())
-        );
-        self.join(newcomer, outcome.id())
-    }
-
-    /// The secret key of a member, among the people these stories use.
-    fn secret_of(&self, key: &PublicKey) -> SecretKey {
-        PEOPLE
-            .iter()
-            .map(|name| person(name))
-            .find(|s| s.public_key() == *key)
-            .expect("one of the people in these stories")
-    }
-
-    /// A fresh node holding the same events computes the same state.
-    fn assert_replays(&self) {
-        let (loaded, orphans) =
-            Group::load(self.genesis.clone(), self.events.clone(), Limits::default()).unwrap();
-        assert!(orphans.is_empty());
-        assert_eq!(loaded.heads(), self.group.heads());
-        assert_same_state(loaded.state(), self.state());
-        // In reverse order too: arrival order never matters.
-        let mut reversed = self.events.clone();
-        reversed.reverse();
-        let (loaded, _) = Group::load(self.genesis.clone(), reversed, Limits::default()).unwrap();
-        assert_eq!(loaded.state().digest(), self.state().digest());
-    }
-}
-
-/// Two states are equal; if not, says which parts differ (states are long to print whole).
-fn assert_same_state(cold: &GroupState, warm: &GroupState) {
-    if cold == warm {
-        assert_eq!(cold.digest(), warm.digest());
-        return;
-    }
-    let a = serde_json::to_value(cold).unwrap();
-    let b = serde_json::to_value(warm).unwrap();
-    let mut report = String::new();
-    for (field, value) in a.as_object().unwrap() {
-        if b.get(field) != Some(value) {
-            report.push_str(&format!(
-                "\n--- {field}, cold fold:\n{}\n--- {field}, incremental:\n{}",
-                serde_json::to_string_pretty(value).unwrap(),
-                serde_json::to_string_pretty(&b[field]).unwrap()
-            ));
-        }
-    }
-    panic!("the incrementally built state differs from a cold fold of the same events:{report}");
-}
-
-const PEOPLE: [&str; 8] = ["ada", "bea", "cyd", "dee", "eli", "fay", "gus", "hal"];
-
-fn ada() -> SecretKey {
-    person("ada")
-}
-fn bea() -> SecretKey {
-    person("bea")
-}
-fn cyd() -> SecretKey {
-    person("cyd")
-}
-fn dee() -> SecretKey {
-    person("dee")
-}
-fn eli() -> SecretKey {
-    person("eli")
-}
-fn fay() -> SecretKey {
-    person("fay")
-}
-fn gus() -> SecretKey {
-    person("gus")
-}
-
-/// Rules like the defaults, but any member may invite (so stories can grow a circle fast).
-fn open_rules() -> Rules {
-    Rules {
-        invite: Who::AnyMember,
-        ..Rules::mutual_aid_default()
-    }
-}
-
-/// Ada founds a circle under `rules` and four neighbours join: with her invitation if any
-/// member may invite, else each admitted by a decision of those already in.
-fn circle_of_five(rules: Rules) -> Circle {
-    let mut c = Circle::found(&ada(), rules.clone());
-    if rules.invite == Who::AnyMember {
-        let inv = c.invite(&ada(), 4, 7 * DAY);
-        for who in [bea(), cyd(), dee(), eli()] {
-            c.join(&who, inv);
-        }
-    } else {
-        for who in [bea(), cyd(), dee(), eli()] {
-            c.admit(&ada(), &who);
-        }
-    }
-    assert_eq!(c.state().members.len(), 5);
-    c
-}
-
-/// Everyone agrees to new rules.
-fn change_rules(c: &mut Circle, rules: Rules) {
-    let p = c.propose(
-        &ada(),
-        "New rules",
-        Action::ChangeRules {
-            rules: rules.clone(),
-        },
-    );
-    for who in members(c) {
-        c.stance(&who, p, StanceKind::Agree);
-    }
-    c.close(p);
-    c.decide(&ada(), p);
-    assert_eq!(c.state().rules, rules);
-}
-
-fn members(c: &Circle) -> Vec<SecretKey> {
-    c.state().members.keys().map(|k| c.secret_of(k)).collect()
-}
+use common::circle::*;
 
 // ---------------------------------------------------------------------------------------
 // Founding and admission
@@ -478,6 +97,7 @@ fn the_genesis_must_be_a_group_create_outside_any_group() {
         visibility: Visibility::Public,
         rules,
         founder: SelfDescription::default(),
+        home: None,
     };
     let genesis = EventBuilder::new(group::GROUP_CREATE, Timestamp(T0), body::to_bytes(&create))
         .sign(&ada())
@@ -1261,34 +881,6 @@ fn the_rules_in_plain_words() {
 // Removal, leaving, and the removal horizon
 // ---------------------------------------------------------------------------------------
 
-/// Everyone but `who` agrees to remove them; `who` blocks. Returns (proposal, outcome).
-fn remove(c: &mut Circle, who: &SecretKey) -> (EventId, Event) {
-    let p = c.propose(
-        &ada(),
-        "Remove after repeated harassment",
-        Action::Remove { key: pk(who) },
-    );
-    for m in members(c) {
-        let stance = if pk(&m) == pk(who) {
-            StanceKind::Block
-        } else {
-            StanceKind::Agree
-        };
-        c.stance(&m, p, stance);
-    }
-    c.close(p);
-    let state = c.state();
-    let proposal = &state.proposals[&p];
-    assert_eq!(state.eligible(proposal), state.members.len() - 1);
-    assert!(
-        !state.countable(proposal).contains_key(&pk(who)),
-        "cannot block their own removal"
-    );
-    assert_eq!(c.tally(p), Some((Verdict::Passed, None)));
-    let outcome = c.decide(&bea(), p);
-    (p, outcome)
-}
-
 #[test]
 fn a_member_removed_by_decision_cannot_block_it_and_cannot_post_after() {
     let mut c = circle_of_five(Rules::mutual_aid_default());
@@ -1784,6 +1376,7 @@ fn missing_voices_and_members_not_heard_from() {
             labels: vec!["they/them".into()],
         },
         quiet: true,
+        home: None,
     });
     c.add(&dee(), group::PROFILE, body);
     assert_eq!(

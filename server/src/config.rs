@@ -43,7 +43,7 @@ pub struct Config {
 }
 
 /// Settings for talking to other nodes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FederationConfig {
     /// Let this node contact peers at private, loopback, link-local and other non-public
@@ -53,6 +53,28 @@ pub struct FederationConfig {
     /// Base URLs of nodes to link with (`http://host:port`), besides those added with
     /// `kithd admin peer add`. Each is checked with the address rules above before dialing.
     pub peers: Vec<String>,
+    /// The base URL other nodes reach this node at, named as members' home in their joins and
+    /// profiles. Empty: `http://` and the listen address (right only on one machine).
+    pub public_url: String,
+    /// Link with the nodes that members of the groups held here name as their home, so their
+    /// events reach those nodes. Their addresses are checked like any peer's. False: link
+    /// only with the peers listed above or added by an admin.
+    pub dial_member_homes: bool,
+    /// Most events queued for one peer that is away; beyond it the oldest are dropped and
+    /// the peer catches up by reconciliation when it is back.
+    pub outbox_max_per_peer: u64,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            allow_private_addresses: false,
+            peers: Vec::new(),
+            public_url: String::new(),
+            dial_member_homes: true,
+            outbox_max_per_peer: 100_000,
+        }
+    }
 }
 
 /// Per-connection limits: what keeps one client from hurting the others.
@@ -187,6 +209,15 @@ allow_private_addresses = false
 # Nodes to link with and follow the public groups of, e.g. ["http://10.8.0.2:8080"] over
 # a private network or tunnel (links over TLS, https://, are not built yet).
 peers = []
+# The URL other nodes reach this node at, e.g. "https://kith.example.org". Members who live
+# here name it as their home. Empty means http:// and the listen address.
+public_url = ""
+# Link with the nodes that members of groups held here name as their home (their addresses
+# are checked like any peer's). False links only with the peers above.
+dial_member_homes = true
+# Most events queued for a peer that is away; older ones are dropped and the peer catches
+# up by reconciliation when it is back.
+outbox_max_per_peer = 100000
 "#;
 
 /// Why the configuration could not be loaded.

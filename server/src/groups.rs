@@ -193,6 +193,22 @@ impl Groups {
         }
     }
 
+    /// Whether the group is public, and the nodes hosting its current members (node key →
+    /// URL). `None` if the group is unknown. Blocking.
+    #[allow(clippy::type_complexity)]
+    pub fn hosts(
+        &self,
+        id: &GroupId,
+    ) -> Result<Option<(bool, std::collections::BTreeMap<PublicKey, String>)>, StoreError> {
+        self.with_group(id, |g| {
+            let state = g.state();
+            (
+                state.visibility == group::body::Visibility::Public,
+                state.hosts(),
+            )
+        })
+    }
+
     /// Whether the group is private (only for groups already loaded or created here).
     pub fn is_private(&self, id: &GroupId) -> bool {
         self.private
@@ -206,5 +222,21 @@ impl Groups {
         Ok(self
             .with_group(id, |g| g.state().members.contains_key(key))?
             .unwrap_or(false))
+    }
+
+    /// The group's latest events: the parents a new event should cite. `None` if the node
+    /// holds no such group. Blocking.
+    pub fn heads(&self, id: &GroupId) -> Result<Option<Vec<kith_protocol::EventId>>, StoreError> {
+        self.with_group(id, |g| g.heads().iter().copied().collect())
+    }
+
+    /// Runs `f` on the group's current state (keep it short: the groups are locked while
+    /// it runs). `None` if the node holds no such group. Blocking.
+    pub fn with_state<T>(
+        &self,
+        id: &GroupId,
+        f: impl FnOnce(&GroupState) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        self.with_group(id, |g| f(g.state()))
     }
 }

@@ -28,8 +28,8 @@ pub fn router(node: SharedNode) -> Router {
         .route("/groups/{group}/state", get(group_state))
         .route(WS_PATH, get(crate::ws::upgrade))
         .route(
-            crate::federation::link::FEDERATION_PATH,
-            get(crate::federation::link::upgrade),
+            crate::federation::frame::FEDERATION_PATH,
+            get(crate::federation::connect::upgrade),
         )
         .with_state(node)
 }
@@ -86,7 +86,12 @@ async fn metrics(State(node): State<SharedNode>) -> Result<Response, ApiError> {
             node.hub.listeners() as u64,
         ),
     ];
-    let text = node.metrics.render(&gauges);
+    let mut text = node.metrics.render(&gauges);
+    let queues = node.blocking(|s| s.outbox_stats()).await?;
+    text.push_str(&crate::metrics::render_outbox(
+        &queues,
+        crate::node::now().0,
+    ));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -95,6 +100,7 @@ async fn node_info(State(node): State<SharedNode>) -> Json<serde_json::Value> {
         "software": "kithd",
         "version": env!("CARGO_PKG_VERSION"),
         "node": node.key.public_key(),
+        "url": node.public_url,
         "protocol_versions": kith_protocol::SUPPORTED_VERSIONS,
         "limits": node.config.limits,
         "open_registration": node.config.open_registration,
@@ -148,9 +154,19 @@ async fn group_events(
         ..Filter::default()
     };
     let max_scan = limits.max_scan;
-    let events = node
-        .blocking(move |s| s.query(&filter, limit, max_scan))
+    let groups = std::sync::Arc::clone(&node.groups);
+    let found = node
+        .blocking(move |s| {
+            // Load the group first: whether it is private is known once it is loaded.
+            if groups.hosts(&group)?.is_some() && groups.is_private(&group) {
+                return Ok(None);
+            }
+            s.query(&filter, limit, max_scan).map(Some)
+        })
         .await?;
+    let Some(events) = found else {
+        return Err(members_only());
+    };
     let views: Vec<EventView> = events.iter().map(EventView::from).collect();
     Ok(Json(json!({ "group": group, "events": views })))
 }

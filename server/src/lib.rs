@@ -13,6 +13,8 @@
 //! - [`ws`]: the client WebSocket API; [`http`]: health, metrics and JSON reads;
 //! - [`federation`]: foundations for syncing with other nodes: which peer addresses may be
 //!   contacted, and the peers an admin added or blocked;
+//! - [`refusal`]: this node's refusals to host a group or a member's events, published as
+//!   signed events in the group and enforced from them;
 //! - [`invite`]: invite codes; [`ratelimit`]: token buckets; [`metrics`]: counters.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -25,6 +27,7 @@ pub mod invite;
 pub mod metrics;
 pub mod node;
 pub mod ratelimit;
+pub mod refusal;
 pub mod server;
 pub mod store;
 pub mod ws;

@@ -6,6 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use kith_protocol::group::body::{to_bytes, NodeRefusal};
+use kith_protocol::validate::Limits;
+use kith_protocol::{GroupId, PublicKey};
 use kith_server::config::{Config, Durability};
 use kith_server::federation::address::{check_peer_url, normalize_peer_url, normalized_text};
 use kith_server::federation::peers::{self, AdminRequest, PeerStatus};
@@ -77,10 +80,31 @@ enum Admin {
     /// Add, block or list peer nodes (the nodes this one will sync groups with).
     ///
     /// `add` and `block` never touch the store, so they work while the node runs: they
-    /// append the request to DATA_DIR/admin/peers.jsonl, and the node applies it when it
-    /// next starts (restart the node to apply it now).
+    /// append the request to DATA_DIR/admin/peers.jsonl, and a running node applies it within
+    /// a few seconds (a stopped one when it next starts).
     #[command(subcommand)]
     Peer(PeerCommand),
+    /// Refuse to host a group, or one member's events in it, saying why.
+    ///
+    /// The refusal is not kept private: the node publishes it in the group, signed with the
+    /// node key, and it appears in the group's accountability log with your reason. From then
+    /// on the node refuses the group's events (or that member's). The node may refuse only in
+    /// a group where it is home to a member. Works while the node runs: it publishes the
+    /// refusal within a few seconds (a stopped node does when it next starts); its log says
+    /// whether it was published.
+    ///
+    /// Example: kithd admin refuse --group 3f…a1 --member kith1… --reason "posts threats"
+    Refuse {
+        /// The group's id: 64 hexadecimal characters, the id members use with `kith group show`.
+        #[arg(long)]
+        group: String,
+        /// The member whose events to refuse (their key, kith1…); without it, the whole group.
+        #[arg(long)]
+        member: Option<String>,
+        /// Why, in plain words: it is shown to the group's members.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,13 +113,16 @@ enum PeerCommand {
     ///
     /// The address must be public: addresses that are or resolve to private, loopback,
     /// link-local or other non-public ranges are refused unless kithd.toml has
-    /// `[federation] allow_private_addresses = true` (for testing). Applied when the node
-    /// next starts.
+    /// `[federation] allow_private_addresses = true` (for testing). A running node starts
+    /// linking with it within a few seconds.
     Add {
         /// The peer's base address (http:// or https://, no path).
         url: String,
     },
-    /// Block a peer by its address or its node key (kith1…). Applied when the node next starts.
+    /// Block a peer by its address or its node key (kith1…).
+    ///
+    /// A running node refuses new links with it within a few seconds; a link already open
+    /// with it stays until it drops (restart the node to cut it at once).
     ///
     /// Example: kithd admin peer block https://spam.example --reason "floods us"
     Block {
@@ -109,7 +136,7 @@ enum PeerCommand {
     /// List the peers in the store and the requests not yet applied.
     ///
     /// While the node runs its store is locked, so only the requests it has not applied
-    /// yet are shown.
+    /// yet are shown (it applies them within a few seconds).
     List,
 }
 
@@ -155,6 +182,11 @@ async fn main() -> anyhow::Result<()> {
             invite(&cli.data_dir, uses, expires_in.0)
         }
         Some(Command::Admin(Admin::Peer(command))) => peer(&cli.data_dir, command),
+        Some(Command::Admin(Admin::Refuse {
+            group,
+            member,
+            reason,
+        })) => refuse(&cli.data_dir, &group, member.as_deref(), reason),
     }
 }
 
@@ -198,7 +230,64 @@ fn peer(data_dir: &Path, command: PeerCommand) -> anyhow::Result<()> {
     peers::append_admin_request(data_dir, &request)?;
     println!("recorded: {request}");
     eprintln!(
-        "The node applies this when it next starts; if it is running, restart it to apply it now."
+        "A running node applies this within a few seconds; a stopped one when it next starts."
+    );
+    Ok(())
+}
+
+/// The request `kithd admin refuse` records, with its arguments checked.
+fn refuse_request(
+    group: &str,
+    member: Option<&str>,
+    reason: String,
+) -> anyhow::Result<AdminRequest> {
+    let group: GroupId = group.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "'{group}' is not a group id: a group id is 64 hexadecimal characters, the id members use with kith group show"
+        )
+    })?;
+    let member = member
+        .map(|m| {
+            m.trim().parse::<PublicKey>().map_err(|_| {
+                anyhow::anyhow!(
+                    "'{m}' is not a member key: give the member's key as it appears in the group (kith1…)"
+                )
+            })
+        })
+        .transpose()?;
+    let reason = reason.trim().to_owned();
+    anyhow::ensure!(
+        !reason.is_empty(),
+        "give a reason with --reason \"…\": a refusal is shown to the group's members with its reason"
+    );
+    let body = NodeRefusal {
+        reason: reason.clone(),
+        member,
+    };
+    NodeRefusal::parse(&to_bytes(&body), &Limits::default())
+        .map_err(|e| anyhow::anyhow!("the refusal cannot be recorded: {e}"))?;
+    Ok(AdminRequest::Refuse {
+        group,
+        member,
+        reason,
+        at_ms: now_ms()?,
+    })
+}
+
+fn refuse(
+    data_dir: &Path,
+    group: &str,
+    member: Option<&str>,
+    reason: String,
+) -> anyhow::Result<()> {
+    ensure_node_dir(data_dir)?;
+    let request = refuse_request(group, member, reason)?;
+    peers::append_admin_request(data_dir, &request)?;
+    println!("recorded: {request}");
+    eprintln!(
+        "A running node publishes this refusal in the group within a few seconds (a stopped one \
+         when it next starts), if it is home to a member of the group. Its log says whether it \
+         did; the group's log (kith group log) shows the refusal and your reason."
     );
     Ok(())
 }
@@ -243,7 +332,9 @@ fn list_peers(data_dir: &Path) -> anyhow::Result<()> {
     };
     let (pending, _) = peers::read_admin_log(data_dir, applied)?;
     if !pending.is_empty() {
-        println!("Not yet applied (the node applies these when it next starts):");
+        println!(
+            "Not yet applied (a running node applies these within a few seconds, a stopped one when it next starts):"
+        );
         for request in pending {
             match request {
                 Ok(r) => println!("  {r}"),
@@ -414,6 +505,61 @@ mod tests {
             Some(Command::Admin(Admin::Peer(PeerCommand::Block { .. })))
         ));
         assert!(Cli::try_parse_from(["kithd", "admin", "peer", "block", "x"]).is_err());
+    }
+
+    #[test]
+    fn refuse_arguments_are_checked_with_plain_errors() {
+        let group = "ab".repeat(32);
+        let member = kith_protocol::SecretKey::from_seed(&[3; 32])
+            .public_key()
+            .to_string();
+        let cli = Cli::try_parse_from([
+            "kithd", "admin", "refuse", "--group", &group, "--member", &member, "--reason", "r",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Admin(Admin::Refuse {
+                member: Some(_),
+                ..
+            }))
+        ));
+        let missing = Cli::try_parse_from(["kithd", "admin", "refuse", "--group", &group])
+            .err()
+            .expect("a reason is required")
+            .to_string();
+        assert!(missing.contains("--reason"), "{missing}");
+
+        let request = refuse_request(&group, Some(&member), "  spam  ".into()).unwrap();
+        let AdminRequest::Refuse {
+            group: g,
+            member: m,
+            reason,
+            ..
+        } = &request
+        else {
+            panic!("{request:?}")
+        };
+        assert_eq!((g.to_string(), reason.as_str()), (group.clone(), "spam"));
+        assert_eq!(m.map(|k| k.to_string()), Some(member.clone()));
+        assert!(refuse_request(&group, None, "r".into()).is_ok());
+
+        let err = refuse_request("nope", None, "r".into())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'nope' is not a group id"), "{err}");
+        let err = refuse_request(&group, Some("kith1nope"), "r".into())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'kith1nope' is not a member key"), "{err}");
+        let err = refuse_request(&group, None, "   ".into())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give a reason"), "{err}");
+        let err = refuse_request(&group, None, "x".repeat(1001))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be recorded"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::store::OutboxStats;
+
 /// The node's counters.
 #[derive(Default)]
 pub struct Metrics {
@@ -31,6 +33,18 @@ pub struct Metrics {
     pub store_flushed_events: AtomicU64,
     /// Total time spent flushing, in microseconds.
     pub store_flush_micros: AtomicU64,
+    /// Queued pushes to peer nodes dropped because a peer's queue was full.
+    pub federation_outbox_dropped: AtomicU64,
+    /// Events sent to peer nodes over links.
+    pub federation_events_sent: AtomicU64,
+    /// Events received from peer nodes over links.
+    pub federation_events_received: AtomicU64,
+    /// Link frame payload bytes sent to peer nodes.
+    pub federation_bytes_sent: AtomicU64,
+    /// Link frame payload bytes received from peer nodes.
+    pub federation_bytes_received: AtomicU64,
+    /// Links to peer nodes open now (a gauge: added to on open, taken from on close).
+    pub federation_links_open: AtomicU64,
     rejections: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -121,6 +135,42 @@ impl Metrics {
             "Time spent flushing.",
             format!("{}", micros as f64 / 1e6),
         );
+        line(
+            "federation_outbox_dropped_total",
+            "counter",
+            "Queued pushes to peer nodes dropped because the queue was full.",
+            c(&self.federation_outbox_dropped),
+        );
+        line(
+            "federation_events_sent_total",
+            "counter",
+            "Events sent to peer nodes.",
+            c(&self.federation_events_sent),
+        );
+        line(
+            "federation_events_received_total",
+            "counter",
+            "Events received from peer nodes.",
+            c(&self.federation_events_received),
+        );
+        line(
+            "federation_bytes_sent_total",
+            "counter",
+            "Link frame payload bytes sent to peer nodes.",
+            c(&self.federation_bytes_sent),
+        );
+        line(
+            "federation_bytes_received_total",
+            "counter",
+            "Link frame payload bytes received from peer nodes.",
+            c(&self.federation_bytes_received),
+        );
+        line(
+            "federation_links_open",
+            "gauge",
+            "Links to peer nodes open now.",
+            c(&self.federation_links_open),
+        );
         for (name, help, value) in gauges {
             line(name, "gauge", help, value.to_string());
         }
@@ -131,5 +181,104 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// Per-peer outbound queue gauges in the Prometheus text format, to append to
+/// [`Metrics::render`]: each queue's depth and lag (`now_ms` minus when its oldest entry was
+/// queued; 0 for an empty queue) in seconds.
+pub fn render_outbox(stats: &[OutboxStats], now_ms: u64) -> String {
+    let mut out = String::new();
+    // Prometheus wants every sample of a metric together, under its HELP and TYPE lines.
+    let _ = writeln!(
+        out,
+        "# HELP kith_federation_queue_depth Pushes queued for each peer node.\n# TYPE kith_federation_queue_depth gauge"
+    );
+    for s in stats {
+        let _ = writeln!(
+            out,
+            "kith_federation_queue_depth{{peer=\"{}\"}} {}",
+            s.peer, s.depth
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP kith_federation_queue_lag_seconds Age of the oldest push queued for each peer node.\n# TYPE kith_federation_queue_lag_seconds gauge"
+    );
+    for s in stats {
+        // A clock that stepped back reads as no lag rather than a huge one.
+        let lag_ms = s
+            .oldest_ms
+            .map_or(0, |oldest| now_ms.saturating_sub(oldest));
+        let _ = writeln!(
+            out,
+            "kith_federation_queue_lag_seconds{{peer=\"{}\"}} {}.{:03}",
+            s.peer,
+            lag_ms / 1000,
+            lag_ms % 1000
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use kith_protocol::SecretKey;
+
+    use super::*;
+
+    #[test]
+    fn render_outbox_gives_depth_and_lag_per_peer() {
+        let (a, b) = (
+            SecretKey::from_seed(&[1; 32]).public_key(),
+            SecretKey::from_seed(&[2; 32]).public_key(),
+        );
+        let stats = [
+            OutboxStats {
+                peer: a,
+                depth: 3,
+                oldest_ms: Some(10_000),
+            },
+            OutboxStats {
+                peer: b,
+                depth: 0,
+                oldest_ms: None,
+            },
+        ];
+        let text = render_outbox(&stats, 12_345);
+        let expected = format!(
+            "# HELP kith_federation_queue_depth Pushes queued for each peer node.\n\
+             # TYPE kith_federation_queue_depth gauge\n\
+             kith_federation_queue_depth{{peer=\"{a}\"}} 3\n\
+             kith_federation_queue_depth{{peer=\"{b}\"}} 0\n\
+             # HELP kith_federation_queue_lag_seconds Age of the oldest push queued for each peer node.\n\
+             # TYPE kith_federation_queue_lag_seconds gauge\n\
+             kith_federation_queue_lag_seconds{{peer=\"{a}\"}} 2.345\n\
+             kith_federation_queue_lag_seconds{{peer=\"{b}\"}} 0.000\n"
+        );
+        assert_eq!(text, expected);
+        assert!(a.to_string().starts_with("kith1"));
+        // An oldest entry "in the future" (clock stepped back) is no lag.
+        let ahead = [OutboxStats {
+            peer: a,
+            depth: 1,
+            oldest_ms: Some(20_000),
+        }];
+        assert!(render_outbox(&ahead, 12_345).contains("} 0.000\n"));
+    }
+
+    #[test]
+    fn federation_counters_are_rendered() {
+        let metrics = Metrics::default();
+        metrics.federation_events_sent.fetch_add(4, Relaxed);
+        metrics.federation_links_open.fetch_add(2, Relaxed);
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains("\nkith_federation_events_sent_total 4\n"),
+            "{text}"
+        );
+        assert!(text
+            .contains("# TYPE kith_federation_links_open gauge\nkith_federation_links_open 2\n"));
+        assert!(text.contains("\nkith_federation_outbox_dropped_total 0\n"));
     }
 }

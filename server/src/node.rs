@@ -91,6 +91,10 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tracker: tokio_util::task::TaskTracker,
+    /// The URL other nodes reach this node at (named as members' home).
+    pub public_url: String,
+    /// The links and dialers running now.
+    pub federation: crate::federation::Registry,
 }
 
 /// The wall clock as a protocol timestamp.
@@ -103,54 +107,63 @@ pub fn now() -> Timestamp {
 
 impl Node {
     /// Validates, authorizes and durably stores an event. Returns once it is flushed.
-    pub async fn publish(&self, bytes: &[u8]) -> Result<Published, Rejection> {
+    pub async fn publish(self: &Arc<Self>, bytes: &[u8]) -> Result<Published, Rejection> {
         let event = validate(bytes, None, now(), &self.config.limits)
             .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
         self.authorize(&event).await?;
-        self.commit_checked(event).await
+        self.commit_checked(event, None).await
+    }
+
+    /// Publishes, for a connection that has not logged in, an event that only says where a
+    /// member lives: a join or a profile naming a home node other than this one. This is how
+    /// someone registered on another node joins a group held here, or moves home when their
+    /// old node is gone: the group's own rules decide, registration here is not needed.
+    pub async fn publish_home_announcement(
+        self: &Arc<Self>,
+        bytes: &[u8],
+    ) -> Result<Published, Rejection> {
+        let event = validate(bytes, None, now(), &self.config.limits)
+            .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
+        if !self.names_other_home(&event) {
+            return Err(Rejection::new(
+                ErrorCode::AuthRequired,
+                "publishing needs a logged-in connection; send a login frame first (without logging in, a node only takes a join or profile naming another node as your home)",
+            ));
+        }
+        self.check_group(&event).await?;
+        self.commit_checked(event, None).await
     }
 
     /// Stores an event a linked peer sent: validated exactly like a client's publish (with
     /// the id the peer announced, when there is one) and checked against its group's rules,
     /// but without requiring the author to be registered here (authors register on their
-    /// home nodes). Only events of public groups are taken: federation never carries
-    /// anything else.
+    /// home nodes). Only group events are taken. `from` is the peer that sent it: the event
+    /// is queued for every other peer that should get it.
     pub async fn ingest_from_peer(
-        &self,
+        self: &Arc<Self>,
         bytes: &[u8],
         expected_id: Option<EventId>,
+        from: &PublicKey,
     ) -> Result<Published, Rejection> {
         let event = validate(bytes, expected_id.as_ref(), now(), &self.config.limits)
             .map_err(|e| Rejection::new(e.code(), e.to_string()))?;
-        let Some(group) = in_group(&event) else {
+        if in_group(&event).is_none() {
             return Err(Rejection::new(
                 ErrorCode::NotAllowed,
-                "nodes only exchange events of public groups; this event is in no group",
+                "nodes only exchange events of groups; this event is in no group",
             ));
-        };
-        if event.kind() == kith_protocol::group::GROUP_CREATE {
-            let private = kith_protocol::group::GroupState::genesis(&event, &self.config.limits)
-                .map(|s| s.visibility == kith_protocol::group::body::Visibility::Private)
-                .unwrap_or(false);
-            if private {
-                return Err(Rejection::new(
-                    ErrorCode::NotAllowed,
-                    "nodes do not exchange private groups",
-                ));
-            }
         }
         self.check_group(&event).await?;
-        if self.groups.is_private(&group) {
-            return Err(Rejection::new(
-                ErrorCode::NotAllowed,
-                "nodes do not exchange private groups' events",
-            ));
-        }
-        self.commit_checked(event).await
+        self.commit_checked(event, Some(*from)).await
     }
 
-    /// Commits an event that passed its checks, and adds it to its group's state.
-    async fn commit_checked(&self, event: ValidEvent) -> Result<Published, Rejection> {
+    /// Commits an event that passed its checks, adds it to its group's state, and queues it
+    /// for the peers that should get it (all but `from`, the peer it came from).
+    pub(crate) async fn commit_checked(
+        self: &Arc<Self>,
+        event: ValidEvent,
+        from: Option<PublicKey>,
+    ) -> Result<Published, Rejection> {
         let id = event.id();
         let grouped = in_group(&event).is_some();
         let recorded = grouped.then(|| (*event).clone());
@@ -158,23 +171,38 @@ impl Node {
         let duplicate = inserted.first() == Some(&Inserted::Duplicate);
         if let (Some(event), false) = (recorded, duplicate) {
             // Before answering: an event published after this `ok` may cite this one.
-            let groups = Arc::clone(&self.groups);
-            self.blocking(move |_| groups.record(&event)).await?;
+            let node = Arc::clone(self);
+            let homes = self
+                .blocking(move |_| {
+                    node.groups.record(&event)?;
+                    crate::federation::route::enqueue(&node, &event, from.as_ref())
+                })
+                .await?;
+            self.federation.notify_queued();
+            for (key, url) in homes {
+                crate::federation::connect::dial_home(self, key, &url);
+            }
         }
         Ok(Published { id, duplicate })
     }
 
-    /// Whether this node may store `event`. Today: its author must be registered here.
-    /// This is the seam where group rules (who may write in a group) plug in.
+    /// Whether this node may store `event`: its author must be registered here, or the event
+    /// is a home announcement (a join or profile naming another node as home, see
+    /// [`Node::publish_home_announcement`]); and the group's rules must allow it.
     async fn authorize(&self, event: &ValidEvent) -> Result<(), Rejection> {
         let author = event.author();
-        if !self.is_registered(author).await? {
+        if !self.is_registered(author).await? && !self.names_other_home(event) {
             return Err(Rejection::new(
                 ErrorCode::NotRegistered,
                 format!("the author {author} is not registered on this node, so it does not store their events; register with an invite code first (kith register)"),
             ));
         }
         self.check_group(event).await
+    }
+
+    /// Whether `event` is a join or profile naming a node other than this one as home.
+    fn names_other_home(&self, event: &kith_protocol::Event) -> bool {
+        home_named(event, &self.config.limits).is_some_and(|home| home != self.key.public_key())
     }
 
     /// The group's rules, for a group event (nothing to check otherwise).
@@ -193,6 +221,7 @@ impl Node {
                     )
                 })??;
         }
+        crate::refusal::check_blocking(self, event).await?;
         Ok(())
     }
 
@@ -275,6 +304,26 @@ impl Node {
                 )
             })?
             .map_err(Rejection::from)
+    }
+}
+
+/// The home node a join or profile names, if any.
+fn home_named(
+    event: &kith_protocol::Event,
+    limits: &kith_protocol::validate::Limits,
+) -> Option<PublicKey> {
+    use kith_protocol::group::{body, JOIN, PROFILE};
+    let bytes = event.body()?;
+    match event.kind() {
+        JOIN => body::Join::parse(bytes, limits)
+            .ok()
+            .and_then(|j| j.home)
+            .map(|h| h.node),
+        PROFILE => body::Profile::parse(bytes, limits)
+            .ok()
+            .and_then(|p| p.home)
+            .map(|h| h.node),
+        _ => None,
     }
 }
 

@@ -148,6 +148,10 @@ impl Server {
             config.connections.key_publish_burst,
         );
         let tracker = TaskTracker::new();
+        let public_url = match config.federation.public_url.trim_end_matches('/') {
+            "" => format!("http://{local_addr}"),
+            url => url.to_owned(),
+        };
         let groups = Arc::new(crate::groups::Groups::new(
             Arc::clone(&store),
             config.limits.clone(),
@@ -164,6 +168,8 @@ impl Server {
             registered: Default::default(),
             shutdown: CancellationToken::new(),
             tracker: tracker.clone(),
+            public_url,
+            federation: Default::default(),
         });
         let app = crate::http::router(Arc::clone(&node))
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -176,7 +182,11 @@ impl Server {
                 tracing::error!("the HTTP server stopped with an error: {e}");
             }
         });
-        tracker.spawn(crate::federation::link::start_dialers(Arc::clone(&node)));
+        tracker.spawn(crate::federation::connect::start_dialers(Arc::clone(&node)));
+        tracker.spawn(crate::federation::peers::apply_admin_while_running(
+            Arc::clone(&node),
+            data_dir.to_path_buf(),
+        ));
         tracing::info!(addr = %local_addr, node = %node.key.public_key(), "kithd is listening");
         Ok(Server {
             local_addr,

@@ -1,5 +1,5 @@
 //! `kithd admin peer add|block|list`, run as real processes on a temporary data directory,
-//! with the node stopped and running.
+//! with the node stopped and running (a running node applies new requests within seconds).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -144,16 +144,24 @@ fn peers_are_added_blocked_and_listed_with_the_node_stopped_and_running() {
     let list = ok(d, &["admin", "peer", "list"]);
     assert!(list.contains("node is running"), "{list}");
     assert!(!list.contains("Not yet applied"), "{list}");
+    // A request made while it runs is applied within a few seconds, without a restart.
     let out = ok(d, &["admin", "peer", "add", "https://1.1.1.1"]);
     assert!(out.contains("add https://1.1.1.1"), "{out}");
-    let list = ok(d, &["admin", "peer", "list"]);
+    let mut list = ok(d, &["admin", "peer", "list"]);
+    for _ in 0..100 {
+        if !list.contains("Not yet applied") {
+            break;
+        }
+        assert!(list.contains("add https://1.1.1.1"), "{list}");
+        std::thread::sleep(Duration::from_millis(100));
+        list = ok(d, &["admin", "peer", "list"]);
+    }
     assert!(list.contains("node is running"), "{list}");
-    assert!(list.contains("Not yet applied"), "{list}");
-    assert!(list.contains("add https://1.1.1.1"), "{list}");
+    assert!(!list.contains("Not yet applied"), "{list}");
     assert!(!list.contains("8.8.8.8"), "{list}");
     stop_node(node);
 
-    // Stopped again: the store is readable.
+    // Stopped again: the store is readable, and holds the peer added while it ran.
     let list = ok(d, &["admin", "peer", "list"]);
     assert!(list.contains("added    https://8.8.8.8  since "), "{list}");
     assert!(
@@ -166,15 +174,87 @@ fn peers_are_added_blocked_and_listed_with_the_node_stopped_and_running() {
     );
     assert!(list.contains("blocked  https://10.1.2.3  since "), "{list}");
     assert!(list.contains(": spam"), "{list}");
-    let pending = list.split("Not yet applied").nth(1).expect("one pending");
-    assert!(pending.contains("add https://1.1.1.1"), "{list}");
-
-    // The next start applies the rest, once.
-    stop_node(start_node(d));
-    let list = ok(d, &["admin", "peer", "list"]);
     assert!(list.contains("added    https://1.1.1.1"), "{list}");
     assert!(!list.contains("Not yet applied"), "{list}");
+
+    // A request made while it is stopped waits for the next start, which applies it once.
+    ok(d, &["admin", "peer", "add", "https://9.9.9.9"]);
+    let list = ok(d, &["admin", "peer", "list"]);
+    let pending = list.split("Not yet applied").nth(1).expect("one pending");
+    assert!(pending.contains("add https://9.9.9.9"), "{list}");
+    stop_node(start_node(d));
+    let list = ok(d, &["admin", "peer", "list"]);
+    assert!(list.contains("added    https://9.9.9.9"), "{list}");
+    assert!(!list.contains("Not yet applied"), "{list}");
     assert_eq!(list.matches("https://8.8.8.8").count(), 1, "{list}");
+}
+
+/// Two nodes in this process; `kithd admin peer add` on A's data directory makes the running
+/// A link with B within seconds, with no restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_node_links_with_a_peer_added_while_it_runs() {
+    async fn start(dir: &Path) -> kith_server::Server {
+        let mut config = kith_server::Config::default();
+        config.federation.allow_private_addresses = true;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        kith_server::Server::start_on(dir, config, listener)
+            .await
+            .expect("the node starts")
+    }
+    let (dir_a, dir_b) = (node_dir(), node_dir());
+    // The admin command checks the address against A's config file: loopback needs this.
+    std::fs::write(
+        dir_a.path().join("kithd.toml"),
+        "[federation]\nallow_private_addresses = true\n",
+    )
+    .expect("write the config");
+    let a = start(dir_a.path()).await;
+    let b = start(dir_b.path()).await;
+    assert!(!a.node().federation.is_linked(&b.node_key()));
+
+    let out = {
+        let dir = dir_a.path().to_path_buf();
+        let url = b.url();
+        tokio::task::spawn_blocking(move || ok(&dir, &["admin", "peer", "add", &url]))
+            .await
+            .expect("kithd ran")
+    };
+    assert!(out.contains(&format!("add {}", b.url())), "{out}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !(a.node().federation.is_linked(&b.node_key())
+        && b.node().federation.is_linked(&a.node_key()))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A did not link with the peer added while it ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored = a.node().store.peers().expect("the store answers");
+    assert!(
+        stored
+            .iter()
+            .any(|p| p.url.as_deref() == Some(b.url().as_str())
+                && p.status == kith_server::federation::PeerStatus::Added),
+        "{stored:?}"
+    );
+    // The applied offset (store and hint) covers the whole log.
+    let log_len = std::fs::metadata(dir_a.path().join("admin").join("peers.jsonl"))
+        .expect("the admin log")
+        .len();
+    assert_eq!(
+        a.node().store.admin_peers_applied().expect("the store"),
+        log_len
+    );
+    assert_eq!(
+        kith_server::federation::peers::applied_hint(dir_a.path()),
+        log_len
+    );
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 #[test]

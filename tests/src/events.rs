@@ -44,12 +44,45 @@ impl TestGroup {
         visibility: Visibility,
         at: Timestamp,
     ) -> TestGroup {
+        TestGroup::with_rules(
+            founder,
+            name,
+            visibility,
+            at,
+            None,
+            Rules::mutual_aid_default(),
+        )
+    }
+
+    /// Like [`TestGroup::create`], with the founder's home node named, and invitations open
+    /// to every member (as a small circle might choose).
+    pub fn create_at_home(
+        founder: &SecretKey,
+        name: &str,
+        visibility: Visibility,
+        at: Timestamp,
+        home: Option<group::body::NodeRef>,
+    ) -> TestGroup {
+        let mut rules = Rules::mutual_aid_default();
+        rules.invite = group::rules::Who::AnyMember;
+        TestGroup::with_rules(founder, name, visibility, at, home, rules)
+    }
+
+    fn with_rules(
+        founder: &SecretKey,
+        name: &str,
+        visibility: Visibility,
+        at: Timestamp,
+        home: Option<group::body::NodeRef>,
+        rules: Rules,
+    ) -> TestGroup {
         let body = group::body::to_bytes(&GroupCreate {
             name: name.into(),
             purpose: format!("{name}, for the tests"),
             visibility,
-            rules: Rules::mutual_aid_default(),
+            rules,
             founder: Default::default(),
+            home,
         });
         let genesis = EventBuilder::new(group::GROUP_CREATE, at, body)
             .sign(founder)
@@ -72,7 +105,39 @@ impl TestGroup {
     /// A post in the group at a given time (not before the previous event of this chain).
     pub fn post_at(&mut self, key: &SecretKey, text: &str, at: Timestamp) -> Event {
         let body = PostBody { text: text.into() }.to_bytes();
-        let event = EventBuilder::new(Kind::POST, at, body)
+        self.event_at(key, Kind::POST, body, at)
+    }
+
+    /// An invitation for `uses` people, valid for an hour, citing the previous event.
+    pub fn invite(&mut self, key: &SecretKey, uses: u32) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        let body = group::body::to_bytes(&group::body::Invite {
+            expires_at: Timestamp(at.0 + 3_600_000),
+            uses,
+            note: None,
+        });
+        self.event_at(key, group::INVITE, body, at)
+    }
+
+    /// `key` joins with the invitation `via`, naming `home` as where they live.
+    pub fn join(
+        &mut self,
+        key: &SecretKey,
+        via: &Event,
+        home: Option<group::body::NodeRef>,
+    ) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        let body = group::body::to_bytes(&group::body::Join {
+            via: via.id(),
+            me: Default::default(),
+            home,
+        });
+        self.event_at(key, group::JOIN, body, at)
+    }
+
+    /// Any event of the group, citing the previous event of this chain.
+    pub fn event_at(&mut self, key: &SecretKey, kind: Kind, body: Vec<u8>, at: Timestamp) -> Event {
+        let event = EventBuilder::new(kind, at, body)
             .group(self.id)
             .parents([self.last])
             .sign(key)

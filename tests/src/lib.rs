@@ -1,18 +1,23 @@
 //! The one shared harness for Kith's integration tests: real nodes on `127.0.0.1:0` with
-//! temporary data directories (in-process, or as `kithd` processes), raw WebSocket clients
+//! temporary data directories (in-process, or as `kithd` processes), clusters of `kithd`
+//! processes linked through cuttable proxies (for network partitions), raw WebSocket clients
 //! for speaking bad frames on purpose, and small builders for signed events.
 //!
 //! Every test file uses this module; none starts a node its own way.
 #![allow(unreachable_pub)]
 
+pub mod cluster;
 pub mod events;
 pub mod node;
 pub mod process;
+pub mod proxy;
 pub mod raw;
 
+pub use cluster::Cluster;
 pub use events::{post, post_at, seeded_key, TestGroup};
 pub use node::TestNode;
 pub use process::KithdProcess;
+pub use proxy::Proxy;
 pub use raw::RawClient;
 
 /// Path of a binary built from this workspace (`kithd` or `kith`), building it if needed.

@@ -1,8 +1,9 @@
 //! In-process nodes.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use kith_protocol::SecretKey;
+use kith_protocol::{EventId, GroupId, SecretKey};
 use kith_server::invite::Invite;
 use kith_server::{Config, Server};
 use tokio::net::TcpListener;
@@ -29,6 +30,7 @@ pub struct TestNode {
     server: Option<Server>,
     dir: tempfile::TempDir,
     config: Config,
+    port: u16,
 }
 
 impl TestNode {
@@ -42,8 +44,9 @@ impl TestNode {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut config = Config::default();
         adjust(&mut config);
-        let server = start_in(dir.path(), config.clone()).await;
+        let server = start_in(dir.path(), config.clone(), 0).await;
         TestNode {
+            port: server.local_addr().port(),
             server: Some(server),
             dir,
             config,
@@ -74,12 +77,12 @@ impl TestNode {
         mint_invite(self.dir(), uses, 3600)
     }
 
-    /// Stops the node cleanly and starts it again on a new port with the same data.
+    /// Stops the node cleanly and starts it again on the same port with the same data.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        self.server = Some(start_in(self.dir.path(), self.config.clone()).await);
+        self.server = Some(start_in(self.dir.path(), self.config.clone(), self.port).await);
     }
 
     /// Stops the node cleanly, keeping its data for [`TestNode::resume`].
@@ -89,10 +92,10 @@ impl TestNode {
         }
     }
 
-    /// Starts a stopped node again (on a new port) with the same data and settings.
+    /// Starts a stopped node again (on the same port) with the same data and settings.
     pub async fn resume(&mut self) {
         assert!(self.server.is_none(), "the node is already running");
-        self.server = Some(start_in(self.dir.path(), self.config.clone()).await);
+        self.server = Some(start_in(self.dir.path(), self.config.clone(), self.port).await);
     }
 
     /// Stops the node and starts it again with its settings changed by `adjust`.
@@ -145,10 +148,21 @@ where
     }
 }
 
-async fn start_in(dir: &Path, config: Config) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
+/// Starts a node on `port` (0: any free port). A restarted node takes its old port again, as
+/// a real node would, so peers that know its address find it; the port was just freed, so
+/// binding is retried for a moment.
+async fn start_in(dir: &Path, config: Config, port: u16) -> Server {
+    let mut tries = 0;
+    let listener = loop {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => break l,
+            Err(_) if tries < 100 && port != 0 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("bind loopback port {port}: {e}"),
+        }
+    };
     Server::start_on(dir, config, listener)
         .await
         .expect("the node starts")
@@ -177,12 +191,89 @@ pub fn mint_invite(data_dir: &Path, uses: u16, valid_secs: u64) -> String {
 
 /// GET `base` + `path`, returning the status and the JSON body (`Null` if not JSON).
 pub async fn get_json(base: &str, path: &str) -> (u16, serde_json::Value) {
-    let response = reqwest::get(format!("{base}{path}"))
+    try_get_json(base, path)
         .await
-        .expect("the node answers HTTP");
+        .expect("the node answers HTTP")
+}
+
+/// Like [`get_json`], but `None` when nothing answers (e.g. the node is stopped).
+pub async fn try_get_json(base: &str, path: &str) -> Option<(u16, serde_json::Value)> {
+    let response = reqwest::get(format!("{base}{path}")).await.ok()?;
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(serde_json::Value::Null);
-    (status, body)
+    Some((status, body))
+}
+
+/// The state digest of `group` on the node at `base` (from `GET /groups/{id}/state`), or
+/// `None` if the node does not hold the group, refuses to show it, or does not answer.
+pub async fn group_digest(base: &str, group: GroupId) -> Option<String> {
+    match try_get_json(base, &format!("/groups/{group}/state")).await? {
+        (200, body) => Some(
+            body["digest"]
+                .as_str()
+                .expect("a group's state has a digest")
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether the node at `base` serves the event `id` (`GET /events/{id}` answers 200).
+pub async fn holds_event(base: &str, id: EventId) -> bool {
+    matches!(
+        try_get_json(base, &format!("/events/{id}")).await,
+        Some((200, _))
+    )
+}
+
+/// Most events asked for per page by [`group_event_ids`] (the node may send fewer: it caps
+/// pages at its `connections.max_stored_results`).
+const EVENT_PAGE: u32 = 500;
+
+/// The ids of every event of `group` the node at `base` lists on `GET /groups/{id}/events`
+/// (the group's creating event is not among them: its id is the group id), or `None` if the
+/// node does not answer or refuses (e.g. an unknown or malformed group).
+///
+/// The route sends at most one page (the newest events, at most the node's
+/// `max_stored_results`), so this walks back in time with `until` (inclusive) until a page
+/// brings nothing new. Limit: if more events than fit in one page share the same
+/// millisecond, the ones at that millisecond that did not fit are missed.
+pub async fn group_event_ids(base: &str, group: GroupId) -> Option<BTreeSet<EventId>> {
+    let mut ids = BTreeSet::new();
+    let mut until: Option<u64> = None;
+    loop {
+        let mut path = format!("/groups/{group}/events?limit={EVENT_PAGE}");
+        if let Some(until) = until {
+            path.push_str(&format!("&until={until}"));
+        }
+        let (status, body) = try_get_json(base, &path).await?;
+        if status != 200 {
+            return None;
+        }
+        let page = body["events"].as_array().expect("a list of events");
+        let mut oldest = u64::MAX;
+        let mut new = 0;
+        for view in page {
+            let id: EventId = view["id"]
+                .as_str()
+                .and_then(|text| text.parse().ok())
+                .expect("each listed event has an id");
+            let at = view["created_at"]
+                .as_u64()
+                .expect("each listed event has a time");
+            oldest = oldest.min(at);
+            if ids.insert(id) {
+                new += 1;
+            }
+        }
+        // An empty page, or nothing older than what we hold: done.
+        if page.is_empty() || (new == 0 && oldest == 0) {
+            return Some(ids);
+        }
+        // Stay on the oldest millisecond while it still brings new events (a page may have
+        // ended inside it), then step before it.
+        until = Some(if new > 0 { oldest } else { oldest - 1 });
+    }
 }
 
 /// GET `base` + `path` as text.

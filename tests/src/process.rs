@@ -28,6 +28,27 @@ impl KithdProcess {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        KithdProcess::start_on(Some(binary), dir, port, extra_args).await
+    }
+
+    /// Starts `kithd` (the given executable, or this workspace's build if `None`) listening
+    /// on `127.0.0.1:<port>` with its data in `dir`, with extra flags, and waits until
+    /// `/health` answers. For nodes that must come back on the same port (a cluster's peers
+    /// know each other by port).
+    pub async fn start_on(
+        binary: Option<&Path>,
+        dir: &Path,
+        port: u16,
+        extra_args: &[&str],
+    ) -> KithdProcess {
+        let built;
+        let binary = match binary {
+            Some(path) => path,
+            None => {
+                built = crate::workspace_binary("kithd");
+                built.as_path()
+            }
+        };
         let child = Command::new(binary)
             .arg("--data-dir")
             .arg(dir)
@@ -40,7 +61,7 @@ impl KithdProcess {
             .spawn()
             .expect("kithd starts");
         let url = format!("http://127.0.0.1:{port}");
-        let process = KithdProcess {
+        let mut process = KithdProcess {
             child,
             dir: dir.to_path_buf(),
             url,
@@ -49,9 +70,13 @@ impl KithdProcess {
         process
     }
 
-    async fn wait_healthy(&self) {
+    async fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            // A kithd that could not start (bad config, port taken) says why on stderr.
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("kithd at {} exited before answering: {status}", self.url);
+            }
             if let Ok(r) = reqwest::get(format!("{}/health", self.url)).await {
                 if r.status().is_success() {
                     return;

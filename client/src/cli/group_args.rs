@@ -11,6 +11,9 @@ use kith_protocol::{EventId, GroupId, PublicKey};
 
 use super::args::NodeArg;
 
+/// How long `group join` and `group move` wait, by default, for a node to receive a group.
+pub(crate) const DEFAULT_WAIT_SECS: u64 = 60;
+
 /// A length of time typed as a number and a unit: `30s`, `10m`, `2h`, `7d`, `2w`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -66,8 +69,9 @@ pub(crate) struct SelfArgs {
 /// `kith group …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum GroupCommand {
-    /// Start a new group, with you as its first member. It decides things by the
-    /// mutual-aid rules unless you give others with --rules.
+    /// Start a new group, with you as its first member and your node (--node) as your
+    /// home in it. It decides things by the mutual-aid rules unless you give others with
+    /// --rules.
     #[command(after_help = "Examples:\n  \
         kith group create \"Eastside Food Share\" --purpose \"Weekly food boxes for neighbours\"\n  \
         kith group create \"Tenants' Union\" --purpose \"Organising our building\" --private --name Sam\n  \
@@ -96,10 +100,13 @@ pub(crate) enum GroupCommand {
     #[command(after_help = "Example:\n  kith group default-rules > rules.json")]
     DefaultRules,
 
-    /// Write an invitation. Share its id and the group id with the people you invite.
+    /// Write an invitation, and print a join code for it: one line that the people you
+    /// invite paste into `kith group join`, whichever node they use.
     #[command(after_help = "Examples:\n  \
         kith group invite 3f9a…(group id)\n  \
-        kith group invite 3f9a…(group id) --uses 5 --expires-in 3d --note \"Welcome!\"")]
+        kith group invite 3f9a…(group id) --uses 5 --expires-in 3d --note \"Welcome!\"\n\n\
+        The join code reads kith-join:GROUP_ID:INVITATION_ID@NODE_ADDRESS, where NODE_ADDRESS is \
+        the public address of the node you wrote the invitation on.")]
     Invite {
         #[command(flatten)]
         node: NodeArg,
@@ -117,21 +124,59 @@ pub(crate) enum GroupCommand {
         note: Option<String>,
     },
 
-    /// Join a group with an invitation, or after the group decided to admit you.
+    /// Join a group with the join code you were given, or with the group's id and an
+    /// invitation (or the decision that admitted you). Your own node (--node) becomes your
+    /// home in the group.
     #[command(after_help = "Examples:\n  \
-        kith group join 3f9a…(group id) --via 81c2…(invitation id) --name Sam --label cook\n  \
-        kith group join 3f9a…(group id) --via 5d0e…(id of the outcome that admitted you)")]
+        kith group join kith-join:3f9a…:81c2…@https://other.example.org --name Sam --label cook\n  \
+        kith group join 3f9a…(group id) --via 81c2…(invitation id) --name Sam\n  \
+        kith group join 3f9a…(group id) --via 5d0e…(id of the outcome that admitted you)\n\n\
+        With a join code, if your own node does not hold the group yet, your join is sent to the \
+        node named in the code (no account is needed there); kith then waits until your own node \
+        has received the group.")]
     Join {
         #[command(flatten)]
         node: NodeArg,
-        /// The group (its id).
-        #[arg(value_name = "GROUP_ID")]
-        group: GroupId,
-        /// The invitation's id, or the id of the outcome that admitted you.
+        /// The join code (kith-join:…), or the group's id.
+        #[arg(value_name = "CODE_OR_GROUP_ID")]
+        target: String,
+        /// With a group id: the invitation's id, or the id of the outcome that admitted
+        /// you. Not needed with a join code.
         #[arg(long, value_name = "EVENT_ID")]
-        via: EventId,
+        via: Option<EventId>,
+        /// When the join goes through another node: wait at most this many seconds for
+        /// your own node to receive the group (0: do not wait).
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WAIT_SECS)]
+        wait: u64,
         #[command(flatten)]
         me: SelfArgs,
+    },
+
+    /// Move your home in a group to another node: the group will send its events to your
+    /// new node, which then holds the group for you. You keep the same key, and everything
+    /// you wrote stays valid.
+    #[command(after_help = "Examples:\n  \
+        kith group move --group 3f9a…(group id) --to https://new.example.org\n  \
+        kith group move --group 3f9a…(group id) --to https://new.example.org --via https://friend.example.org\n\n\
+        Register on the new node first: kith register --node https://new.example.org --invite CODE\n\
+        The move is sent through your current node (--node), or through --via if your current \
+        node is gone; kith then waits until the new node holds the group with your new home.")]
+    Move {
+        #[command(flatten)]
+        node: NodeArg,
+        /// The group (its id).
+        #[arg(long, value_name = "GROUP_ID")]
+        group: GroupId,
+        /// Your new home node's address.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Send the move through this node (one that holds the group) instead of --node.
+        #[arg(long, value_name = "URL")]
+        via: Option<String>,
+        /// Wait at most this many seconds for the new node to receive the group (0: do
+        /// not wait).
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WAIT_SECS)]
+        wait: u64,
     },
 
     /// Leave a group. You can always leave; you can be invited back later.
@@ -150,7 +195,8 @@ pub(crate) enum GroupCommand {
     },
 
     /// Change how you present yourself in a group, or ask not to be listed as "not heard
-    /// from" (--quiet). What you do not mention stays as it is.
+    /// from" (--quiet). What you do not mention stays as it is. The node you send it to
+    /// (--node) is named as your home in the group.
     #[command(after_help = "Examples:\n  \
         kith group profile 3f9a…(group id) --name Sam --label driver --label they/them\n  \
         kith group profile 3f9a…(group id) --quiet")]
@@ -469,6 +515,54 @@ mod tests {
         assert_eq!(args.result, Some(VerdictChoice::Passed));
         assert!(parse(&["group", "profile", &g, "--quiet", "--not-quiet"]).is_err());
         assert!(parse(&["group", "invite", &g, "--expires-in", "soon"]).is_err());
+    }
+
+    #[test]
+    fn join_takes_a_code_or_a_group_id_and_move_names_the_new_node() {
+        let group = "ab".repeat(32);
+        let code = format!("kith-join:{group}:{}@http://h:1", "cd".repeat(32));
+        let cli = parse(&["group", "join", &code, "--name", "Sam"]).unwrap();
+        let Command::Group(GroupCommand::Join {
+            target, via, wait, ..
+        }) = cli.command
+        else {
+            panic!("not a join")
+        };
+        assert_eq!((target.as_str(), via, wait), (code.as_str(), None, 60));
+        let cli = parse(&[
+            "group",
+            "join",
+            &group,
+            "--via",
+            &"cd".repeat(32),
+            "--wait",
+            "5",
+        ])
+        .unwrap();
+        let Command::Group(GroupCommand::Join { via, wait, .. }) = cli.command else {
+            panic!("not a join")
+        };
+        assert_eq!((via.map(|v| v.to_hex()), wait), (Some("cd".repeat(32)), 5));
+        let cli = parse(&[
+            "group",
+            "move",
+            "--group",
+            &group,
+            "--to",
+            "https://new.example.org",
+        ])
+        .unwrap();
+        let Command::Group(GroupCommand::Move { to, via, wait, .. }) = cli.command else {
+            panic!("not a move")
+        };
+        assert_eq!(
+            (to.as_str(), via, wait),
+            ("https://new.example.org", None, 60)
+        );
+        assert!(
+            parse(&["group", "move", "--group", &group]).is_err(),
+            "a move needs --to"
+        );
     }
 
     #[test]

@@ -139,10 +139,15 @@ impl View<'_> {
                 format!(" [{}]", terminal_safe(&member.me.labels.join(", ")))
             };
             out.push_str(&format!(
-                "  {}{labels}{you}\n      {key}\n",
-                self.names.name(key)
+                "  {}{labels}{you}\n      {key}\n      home: {}\n",
+                self.names.name(key),
+                member
+                    .home
+                    .as_ref()
+                    .map_or_else(|| "not named".to_owned(), words::home)
             ));
         }
+        out.push_str(&self.hosts());
         out.push_str("\nRoles:\n");
         if s.roles.is_empty() {
             out.push_str("  Nobody holds a role.\n");
@@ -191,6 +196,51 @@ impl View<'_> {
             ));
         }
         out.trim_end().to_owned()
+    }
+
+    /// The nodes members live on, with how many members each: they hold the group.
+    fn hosts(&self) -> String {
+        let s = self.state();
+        let mut out =
+            String::from("\nHosts (the nodes members live on; the group's events go to each):\n");
+        let hosts = s.hosts();
+        if hosts.is_empty() {
+            out.push_str("  None named yet.\n");
+        }
+        for (node, url) in &hosts {
+            let living = s
+                .members
+                .values()
+                .filter(|m| m.home.as_ref().is_some_and(|h| h.node == *node))
+                .count();
+            out.push_str(&format!(
+                "  {} ({living} {})\n",
+                words::node(node, url),
+                if living == 1 { "member" } else { "members" }
+            ));
+        }
+        let homeless = s.members.values().filter(|m| m.home.is_none()).count();
+        if homeless > 0 && !hosts.is_empty() {
+            out.push_str(&format!("  ({homeless} member(s) have not named a home)\n"));
+        }
+        out
+    }
+
+    /// Each member's home, for the log.
+    fn homes(&self) -> String {
+        let s = self.state();
+        let mut out = String::from("\nMembers' homes:\n");
+        for (key, member) in &s.members {
+            out.push_str(&format!(
+                "  {}: {}\n",
+                self.names.who(key),
+                member
+                    .home
+                    .as_ref()
+                    .map_or_else(|| "not named".to_owned(), words::home)
+            ));
+        }
+        out
     }
 
     fn proposal(&self, id: &EventId, p: &ProposalState) -> String {
@@ -270,6 +320,7 @@ impl View<'_> {
             "agrees_with_node": agrees,
             "heads": self.local.group().heads(),
             "rules_in_words": s.rules.describe(),
+            "hosts": s.hosts(),
             "missing_voices": open,
             "expired_roles": s.expired_roles(self.now),
         })
@@ -313,6 +364,8 @@ impl View<'_> {
                 entry.event
             ));
         }
+        out.push_str(&self.homes());
+        out.push_str(&self.hosts());
         if !s.not_applied.is_empty() {
             out.push_str(
                 "\nEvents kept without effect (they came too late or crossed another change):\n",
@@ -329,6 +382,12 @@ impl View<'_> {
         json!({
             "group": s.id.to_hex(),
             "log": s.log,
+            "homes": s
+                .members
+                .iter()
+                .map(|(key, m)| (key.to_string(), json!(m.home)))
+                .collect::<serde_json::Map<String, Value>>(),
+            "hosts": s.hosts(),
             "expired_roles": s.expired_roles(self.now),
             "not_applied": s.not_applied,
             "hidden": s.hidden,

@@ -1,12 +1,14 @@
 //! The `kith` commands: [`args`] and [`group_args`] define them; [`id`], [`post`],
 //! [`read`], [`group`], [`group_view`] and [`propose`] carry them out, with [`session`]
-//! for what every group command does; [`output`] and [`words`] format what they print and
-//! [`report`] explains failures.
+//! for what every group command does and [`homes`] for members' home nodes (join codes,
+//! joining through another node, moving home); [`output`] and [`words`] format what they
+//! print and [`report`] explains failures.
 
 pub(crate) mod args;
 pub(crate) mod group;
 pub(crate) mod group_args;
 pub(crate) mod group_view;
+pub(crate) mod homes;
 pub(crate) mod id;
 pub(crate) mod output;
 pub(crate) mod post;

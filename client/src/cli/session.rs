@@ -16,6 +16,7 @@ use super::words::Names;
 pub(crate) struct Session {
     pub(crate) conn: Connection,
     key: Option<SecretKey>,
+    logged_in: bool,
 }
 
 impl Session {
@@ -30,7 +31,12 @@ impl Session {
             Some(key) if conn.login(&key, None).await.is_ok() => Some(key),
             _ => None,
         };
-        Ok(Session { conn, key })
+        let logged_in = key.is_some();
+        Ok(Session {
+            conn,
+            key,
+            logged_in,
+        })
     }
 
     /// For writing: connects and logs in with this profile's identity.
@@ -45,12 +51,51 @@ impl Session {
         Ok(Session {
             conn,
             key: Some(key),
+            logged_in: true,
         })
     }
 
-    /// The logged-in key, if any.
+    /// For signing with `key` on a node that may not know it: connects, and logs in if
+    /// the key is registered there. Without a login the node takes only events that name
+    /// another node as the author's home (a "home announcement").
+    pub(crate) async fn signer(address: &str, key: SecretKey) -> anyhow::Result<Session> {
+        let conn = Connection::connect(address).await?;
+        let logged_in = match conn.login(&key, None).await {
+            Ok(()) => true,
+            Err(e) if e.code() == Some(ErrorCode::NotRegistered) => {
+                // A refused login leaves the connection usable, not logged in.
+                false
+            }
+            Err(e) => {
+                conn.close().await;
+                return Err(e.into());
+            }
+        };
+        Ok(Session {
+            conn,
+            key: Some(key),
+            logged_in,
+        })
+    }
+
+    /// For signing with this session's key on `conn`, another node's connection, without
+    /// logging in there (a home announcement).
+    pub(crate) fn anonymous_on(&self, conn: Connection) -> Session {
+        Session {
+            conn,
+            key: self.key.clone(),
+            logged_in: false,
+        }
+    }
+
+    /// The key this session signs with (the logged-in key, for a reader), if any.
     pub(crate) fn me(&self) -> Option<PublicKey> {
         self.key.as_ref().map(SecretKey::public_key)
+    }
+
+    /// Whether this connection is logged in.
+    pub(crate) fn logged_in(&self) -> bool {
+        self.logged_in
     }
 
     fn key(&self) -> anyhow::Result<&SecretKey> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kith_client::LocalGroup;
-use kith_protocol::group::body::{Action, GroupCreate, Join, Profile, StanceKind};
+use kith_protocol::group::body::{Action, GroupCreate, Join, NodeRef, Profile, StanceKind};
 use kith_protocol::group::state::StanceRecord;
 use kith_protocol::group::{self, GroupState};
 use kith_protocol::{EventId, PublicKey, Timestamp};
@@ -223,6 +223,16 @@ pub(crate) fn stance_line(
         names.name(key),
         stance(record.stance)
     )
+}
+
+/// A node named as someone's home: "kith1qz3xv…8f2k at https://node.example.org".
+pub(crate) fn home(home: &NodeRef) -> String {
+    node(&home.node, &home.url)
+}
+
+/// A node by its short key and address.
+pub(crate) fn node(key: &PublicKey, url: &str) -> String {
+    format!("{} at {}", short_key(key), terminal_safe(url))
 }
 
 /// "public: anyone can read it" or "private: only members can read it".

@@ -21,6 +21,7 @@ fn genesis(founder: &SecretKey, name: &str) -> Event {
         visibility: Visibility::Public,
         rules: Rules::mutual_aid_default(),
         founder: Default::default(),
+        home: None,
     };
     EventBuilder::new(
         group::GROUP_CREATE,
@@ -61,6 +62,7 @@ async fn the_client_works_out_a_groups_state_itself() {
     let uninvited = Join {
         via: garden.id(),
         me: Default::default(),
+        home: None,
     };
     let gatecrash = in_group(
         &key(3),

@@ -1,5 +1,9 @@
 //! The bodies of group events (kinds 100–112; SPEC.md §8.2). Each is a UTF-8 JSON object
 //! with exactly the fields below; unknown fields are refused.
+//!
+//! Members may name their **home**: the node they live on ([`NodeRef`]), so that nodes can
+//! route a group's events to the nodes that host its members. A node that will not host a
+//! group, or one member's events in it, says so openly with a [`NodeRefusal`] (kind 107).
 
 use std::collections::BTreeSet;
 
@@ -25,6 +29,97 @@ pub const MAX_OPTIONS: usize = 20;
 pub const MAX_LINKS: usize = 32;
 /// Most stances one outcome may count.
 pub const MAX_COUNTED: usize = 10_000;
+/// Longest home URL, in bytes.
+pub const MAX_URL: usize = 256;
+/// Longest reason a node gives for a refusal, in characters.
+pub const MAX_REFUSAL_REASON: usize = 1000;
+
+/// Where a member lives: their home node's key and the URL it is reached at.
+///
+/// Only the URL's syntax is checked when a body is parsed (see [`NodeRef::check`]): nothing
+/// here resolves or dials it. A node checks the address a URL leads to before it connects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRef {
+    /// The home node's key.
+    pub node: PublicKey,
+    /// Where the home node is reached: `http://` or `https://`, then a host.
+    pub url: String,
+}
+
+impl NodeRef {
+    /// Checks the URL's syntax (SPEC.md §8.2): 1 to [`MAX_URL`] bytes; it starts with
+    /// `http://` or `https://` (in lower case); it holds no white space and no control
+    /// character; its authority (the text after `//` up to the first `/`, `?` or `#`)
+    /// carries no user name (`@`), names a non-empty host (an IPv6 address in brackets, or
+    /// text without `:`), and may end with `:` and a port of 1 to 5 digits, at most 65535.
+    /// Errors say what is wrong and how to write the URL instead.
+    pub fn check(&self) -> Result<(), BodyError> {
+        let url = self.url.as_str();
+        let bad = |why: String| Err(BodyError::Shape(format!("the home URL {why}")));
+        if url.is_empty() {
+            return bad("is empty; give the address the home node is reached at, such as https://node.example".into());
+        }
+        if url.len() > MAX_URL {
+            return bad(format!(
+                "is {} bytes long; the limit is {MAX_URL}. Give the node's shortest address",
+                url.len()
+            ));
+        }
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad("contains white space or a control character; write it without them (use %20 for a space in a path)".into());
+        }
+        let Some(rest) = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+        else {
+            return bad("must start with https:// or http:// (in lower case); other schemes are not used to reach a node".into());
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return bad("must not carry a user name or password (nothing before an '@'); give the node's address alone".into());
+        }
+        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+            // An IPv6 address in brackets, maybe followed by a port.
+            let Some(end) = inner.find(']') else {
+                return bad("opens an IPv6 address with '[' but never closes it with ']'".into());
+            };
+            let after = &inner[end + 1..];
+            let port =
+                match after.strip_prefix(':') {
+                    Some(port) => Some(port),
+                    None if after.is_empty() => None,
+                    None => return bad(
+                        "has text after the ']' of its IPv6 address that is not a ':' and a port"
+                            .into(),
+                    ),
+                };
+            (&inner[..end], port)
+        } else {
+            match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return bad("names no host; write the node's name or address after the //".into());
+        }
+        if let Some(port) = port {
+            let digits =
+                !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+            if !digits || port.parse::<u32>().map_or(true, |n| n > 65_535) {
+                return bad(format!(
+                    "has the port '{port}'; a port is a number from 0 to 65535, or leave it out"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn home(h: &Option<NodeRef>) -> Result<(), BodyError> {
+    h.as_ref().map_or(Ok(()), NodeRef::check)
+}
 
 /// Public or members-only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +158,9 @@ pub struct GroupCreate {
     /// How the founder presents themselves.
     #[serde(default)]
     pub founder: SelfDescription,
+    /// The founder's home node, if they name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<NodeRef>,
 }
 
 /// Kind 101: an invitation, usable by anyone who is shown it, until it expires or is used up.
@@ -87,6 +185,9 @@ pub struct Join {
     /// How the newcomer presents themselves.
     #[serde(default)]
     pub me: SelfDescription,
+    /// The newcomer's home node, if they name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<NodeRef>,
 }
 
 /// Kind 103: a member leaves. Anyone may leave at any time.
@@ -109,6 +210,9 @@ pub struct Profile {
     /// True to be left out of "not heard from lately" lists.
     #[serde(default)]
     pub quiet: bool,
+    /// A new home node: the member moves there. Absent, the home stays as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<NodeRef>,
 }
 
 /// What a proposal would do if it passes.
@@ -181,6 +285,29 @@ impl Moderate {
     pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, BodyError> {
         let b: Self = parse(bytes)?;
         text("reason", &b.reason, limits.max_text_chars, true)?;
+        Ok(b)
+    }
+}
+
+/// Kind 107: a node says it will not host this group, or one member's events in it.
+///
+/// Written by a node (its author is a node key, not a member). It grants no power and
+/// changes no membership: it makes a node's refusal visible to the group, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRefusal {
+    /// Why, in plain words (required: a refusal must say why).
+    pub reason: String,
+    /// The member whose events the node will not host; absent, the whole group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<PublicKey>,
+}
+
+impl NodeRefusal {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], _limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        text("reason", &b.reason, MAX_REFUSAL_REASON, true)?;
         Ok(b)
     }
 }
@@ -292,6 +419,7 @@ impl GroupCreate {
         text("purpose", &b.purpose, limits.max_text_chars, false)?;
         rules(&b.rules)?;
         me(&b.founder)?;
+        home(&b.home)?;
         Ok(b)
     }
 }
@@ -317,6 +445,7 @@ impl Join {
     pub fn parse(bytes: &[u8], _limits: &Limits) -> Result<Self, BodyError> {
         let b: Self = parse(bytes)?;
         me(&b.me)?;
+        home(&b.home)?;
         Ok(b)
     }
 }
@@ -337,6 +466,7 @@ impl Profile {
     pub fn parse(bytes: &[u8], _limits: &Limits) -> Result<Self, BodyError> {
         let b: Self = parse(bytes)?;
         me(&b.me)?;
+        home(&b.home)?;
         Ok(b)
     }
 }

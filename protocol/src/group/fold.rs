@@ -17,7 +17,8 @@
 //! computed from the endings of a first fold (and from every removal decision that passed
 //! in it, even one that found the member already gone after a concurrent leave), then the
 //! fold is run again without them. The log says how many events were hidden right after
-//! the event that ended the membership.
+//! the event that ended the membership. Node refusals (kind 107) are a node's, not a
+//! member's, and no horizon hides them.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -410,7 +411,7 @@ impl Group {
         let mut parents: Vec<Vec<usize>> = Vec::with_capacity(order.len());
         for (i, id) in order.iter().enumerate() {
             let e = &self.events[id];
-            if keys.contains(&e.author()) {
+            if keys.contains(&e.author()) && speaks_as_member(e) {
                 by_author.entry(e.author()).or_default().push(i);
             }
             parents.push(
@@ -481,6 +482,7 @@ impl Group {
             let after = self.descendants(end, set);
             for id in set {
                 if self.events[id].author() == *key
+                    && speaks_as_member(&self.events[id])
                     && never.get(id) != Some(key)
                     && !before.contains(id)
                     && !after.contains(id)
@@ -491,6 +493,13 @@ impl Group {
         }
         horizon
     }
+}
+
+/// Whether an event is written by its author as a member. A node refusal (kind 107) is
+/// written by a node, which is never a member: no ending of a membership hides it, even if
+/// the node's key is also the key of a member whose membership ended.
+fn speaks_as_member(event: &Event) -> bool {
+    event.kind() != super::NODE_REFUSAL
 }
 
 /// What the removal horizon hides, and where the log says so.

@@ -39,6 +39,9 @@ pub const PROFILE: Kind = Kind(104);
 pub const HIDE: Kind = Kind(105);
 /// Kind 106: show a hidden event again.
 pub const UNHIDE: Kind = Kind(106);
+/// Kind 107: a node refuses to host the group, or one member's events in it. Its author is
+/// a node key, not a member.
+pub const NODE_REFUSAL: Kind = Kind(107);
 /// Kind 110: a proposal.
 pub const PROPOSAL: Kind = Kind(110);
 /// Kind 111: a stance.
@@ -86,6 +89,9 @@ pub enum GroupError {
     /// The author is already a member.
     #[error("{0} is already a member")]
     AlreadyMember(PublicKey),
+    /// A node refusal by a key that is home to no member.
+    #[error("{0} is not the home node of any member of this group (as of the events this one cites); only a node that is home to a member of this group can announce a refusal in it")]
+    NotAHost(PublicKey),
     /// The author lacks a power.
     #[error("{key} holds no role with the power to {} at this time", power.describe())]
     NoPower {

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::body::{
-    Action, GroupCreate, Invite, Join, Leave, Moderate, Outcome, Profile, Proposal,
-    SelfDescription, Stance, StanceKind, Verdict, Visibility,
+    Action, GroupCreate, Invite, Join, Leave, Moderate, NodeRef, NodeRefusal, Outcome, Profile,
+    Proposal, SelfDescription, Stance, StanceKind, Verdict, Visibility,
 };
 use super::rules::{Method, Power, Rules, Who};
 use super::GroupError;
@@ -35,6 +35,8 @@ pub struct Member {
     pub quiet: bool,
     /// The time of their latest event in the group.
     pub last_heard: Timestamp,
+    /// Their home node, if they named one (when they joined, or later by a profile).
+    pub home: Option<NodeRef>,
 }
 
 /// One person holding one role until a time.
@@ -124,6 +126,21 @@ pub struct Moderation {
     pub event: EventId,
 }
 
+/// A node's refusal to host the group, or one member's events in it (kind 107).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The refusing node (the event's author).
+    pub node: PublicKey,
+    /// The member whose events it will not host; `None` for the whole group.
+    pub member: Option<PublicKey>,
+    /// Why, in the node's words.
+    pub reason: String,
+    /// The refusal event.
+    pub event: EventId,
+    /// When (the event's time).
+    pub at: Timestamp,
+}
+
 /// One line of the accountability log: a use of power, who, when, under which decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -178,6 +195,15 @@ pub struct GroupState {
     /// Keys removed by decision: they can come back only through an `admit` decision, not
     /// with an invitation.
     pub removed: BTreeSet<PublicKey>,
+    /// Node refusals, in event order.
+    #[serde(default)]
+    pub refusals: Vec<Refusal>,
+    /// The members who have a home, in the order their homes were last set in the fold
+    /// (earliest first): where two members name the same node with different URLs,
+    /// [`GroupState::hosts`] takes the later one. Serialised with the state (so a state
+    /// read back gives the same hosts), but not for callers to change.
+    #[serde(default)]
+    home_order: Vec<PublicKey>,
 }
 
 /// What an allowed event changes.
@@ -203,6 +229,8 @@ pub enum Change {
     UncountedStance(Stance),
     /// Hide (true) or show again (false) an event.
     Moderate(Moderate, bool),
+    /// A node refuses to host the group, or one member's events in it.
+    Refusal(NodeRefusal),
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -232,8 +260,14 @@ impl GroupState {
                 me: create.founder.clone(),
                 quiet: false,
                 last_heard: at,
+                home: create.home.clone(),
             },
         );
+        let home_order = if create.home.is_some() {
+            vec![founder]
+        } else {
+            Vec::new()
+        };
         Ok(GroupState {
             id,
             name: create.name.clone(),
@@ -258,6 +292,8 @@ impl GroupState {
             hidden: BTreeSet::new(),
             moderated: BTreeMap::new(),
             removed: BTreeSet::new(),
+            refusals: Vec::new(),
+            home_order,
         })
     }
 
@@ -289,6 +325,28 @@ impl GroupState {
             .get(label)
             .and_then(|h| h.get(key))
             .is_some_and(|h| at < h.term_ends)
+    }
+
+    /// The nodes hosting current members: node key → URL, from members' homes. Where
+    /// members name the same node with different URLs, the URL of the member whose home was
+    /// set latest in the fold wins.
+    pub fn hosts(&self) -> BTreeMap<PublicKey, String> {
+        let mut hosts = BTreeMap::new();
+        for key in &self.home_order {
+            if let Some(home) = self.members.get(key).and_then(|m| m.home.as_ref()) {
+                hosts.insert(home.node, home.url.clone());
+            }
+        }
+        hosts
+    }
+
+    /// Records that `key`'s home was just set (or cleared): it moves to the end of the
+    /// order [`GroupState::hosts`] reads.
+    fn home_set(&mut self, key: PublicKey) {
+        self.home_order.retain(|k| *k != key);
+        if self.members.get(&key).is_some_and(|m| m.home.is_some()) {
+            self.home_order.push(key);
+        }
     }
 
     fn member(&self, key: &PublicKey) -> Result<&Member, GroupError> {
@@ -430,6 +488,18 @@ impl GroupState {
                     return Err(GroupError::NotHidden(moderate.event));
                 }
                 Ok(Change::Moderate(moderate, kind == super::HIDE))
+            }
+            super::NODE_REFUSAL => {
+                // The author is a node, not a member: it may speak here only as the home of
+                // a member, and only about a current member.
+                let refusal = NodeRefusal::parse(body, limits).map_err(body_err)?;
+                if !self.hosts().contains_key(&author) {
+                    return Err(GroupError::NotAHost(author));
+                }
+                if let Some(member) = &refusal.member {
+                    self.member(member)?;
+                }
+                Ok(Change::Refusal(refusal))
             }
             other => Err(GroupError::NotAGroupKind(other)),
         }
@@ -604,8 +674,12 @@ impl GroupState {
         let author = event.author();
         let at = event.created_at();
         let id = event.id();
-        if let Some(m) = self.members.get_mut(&author) {
-            m.last_heard = m.last_heard.max(at);
+        // A refusal is written by a node: it is not a member's voice, even if the node's
+        // key happens to be a member's too.
+        if !matches!(change, Change::Refusal(_)) {
+            if let Some(m) = self.members.get_mut(&author) {
+                m.last_heard = m.last_heard.max(at);
+            }
         }
         let log = |s: &mut GroupState, what: String, decision: Option<EventId>| {
             s.log.push(LogEntry {
@@ -651,8 +725,10 @@ impl GroupState {
                         me: join.me,
                         quiet: false,
                         last_heard: at,
+                        home: join.home,
                     },
                 );
+                self.home_set(author);
                 log(self, how, None);
             }
             Change::Leave(leave) => {
@@ -661,9 +737,26 @@ impl GroupState {
                 log(self, format!("left the group{why}"), None);
             }
             Change::Profile(profile) => {
+                let mut moved = None;
                 if let Some(m) = self.members.get_mut(&author) {
                     m.me = profile.me;
                     m.quiet = profile.quiet;
+                    // Without a home the profile leaves it as it was; naming the same home
+                    // again changes nothing.
+                    if let Some(home) = profile.home {
+                        if m.home.as_ref() != Some(&home) {
+                            m.home = Some(home.clone());
+                            moved = Some(home);
+                        }
+                    }
+                }
+                if let Some(home) = moved {
+                    self.home_set(author);
+                    log(
+                        self,
+                        format!("moved their home to node {} ({})", home.node, home.url),
+                        None,
+                    );
                 }
             }
             Change::Proposal(proposal, method) => {
@@ -743,11 +836,29 @@ impl GroupState {
                 };
                 log(self, what, None);
             }
+            Change::Refusal(refusal) => {
+                let what = match &refusal.member {
+                    Some(member) => format!(
+                        "node {author} refuses to host the events of member {member} in this group: {}",
+                        refusal.reason
+                    ),
+                    None => format!("node {author} refuses to host this group: {}", refusal.reason),
+                };
+                self.refusals.push(Refusal {
+                    node: author,
+                    member: refusal.member,
+                    reason: refusal.reason,
+                    event: id,
+                    at,
+                });
+                log(self, what, None);
+            }
         }
     }
 
     fn end_membership(&mut self, key: PublicKey, by: EventId) {
         self.members.remove(&key);
+        self.home_order.retain(|k| *k != key);
         for holders in self.roles.values_mut() {
             holders.remove(&key);
         }

@@ -1,6 +1,11 @@
-//! What the protocol crate's test files share.
+//! What the protocol crate's test files share. Each test file is its own crate and uses
+//! only part of this module, hence the `dead_code` allowance.
+
+#![allow(dead_code)]
 
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
+
+pub(crate) mod circle;
 
 /// A proptest configuration: `cases` by default (`PROPTEST_CASES` overrides it for a longer
 /// run), with counterexamples saved to `proptest-regressions/<file>.txt` and replayed first.

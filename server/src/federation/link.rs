@@ -1,442 +1,40 @@
-//! Node-to-node links: the `/federation` WebSocket, the dialer tasks that connect to peers,
-//! and the few JSON frames two linked nodes exchange to follow each other's public groups.
+//! One established link: both nodes follow the groups they share, reconcile them, fetch
+//! what they lack, and push newly stored events from their outbound queues.
 //!
-//! After the `kith_protocol::link` handshake (the dialer proves its key, the listener its
-//! own), both sides speak the same frames:
-//!
-//! ```text
-//! {"type":"fed_groups","groups":[<group id>…]}                  the public groups the sender holds (or just created)
-//! {"type":"fed_sync","group":…,"session":n,"msg":<base64>}       a sync::Initiator message for one group
-//! {"type":"fed_sync_reply","group":…,"session":n,"msg":<base64>} the sync::Responder's answer
-//! {"type":"fed_fetch","ids":[<event id>…]}                       ask for events (at most FETCH_BATCH)
-//! {"type":"fed_events","events":[<base64>…],"missing":[…]}       the answer (at most EVENTS_REPLY_BYTES)
-//! {"type":"fed_event","event":<base64>}                           a newly stored event, pushed live
-//! {"type":"fed_error","code":…,"message":…}                       a refusal
-//! ```
-//!
-//! Each side follows every public group the other announces: it runs a sync session as the
-//! initiator for the group, then fetches what it lacks in batches, one batch at a time (the
-//! receiver sets the pace). Every event received goes through [`Node::ingest_from_peer`],
-//! which checks it exactly like a client's publish. Events whose parents (or group) are
-//! missing wait, bounded, while their parents are fetched. Private groups are never
-//! announced, answered, served nor pushed.
+//! At the start each side announces the groups the other may have (`fed_groups`: public
+//! groups, and private groups in which the peer hosts a member, see [`super::route`]). For
+//! each announced group the receiver runs a sync session as the initiator, then fetches what
+//! it lacks in batches, one batch at a time (the receiver sets the pace). New events arrive
+//! from the sender's durable queue (`fed_event` with a sequence number, answered by
+//! `fed_ack`; the sender deletes an entry only once acknowledged). Every event received goes
+//! through [`Node::ingest_from_peer`], which checks it exactly like a client's publish.
+//! Events whose parents (or group) are missing wait, bounded, while their parents are
+//! fetched. A peer that sends too many frames or too many bad ones is disconnected.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
 use kith_protocol::encoding::{from_base64, to_base64};
 use kith_protocol::event::{Event, EventId, GroupId};
 use kith_protocol::frame::{ErrorCode, Filter};
 use kith_protocol::group::GROUP_CREATE;
-use kith_protocol::link::{Dialer, Listener, HANDSHAKE_TIMEOUT_MS};
 use kith_protocol::sync::{self, Initiator, Item, Responder, SyncSet};
 use kith_protocol::PublicKey;
-use rand::Rng as _;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
-use crate::federation::address::check_peer_url;
-use crate::federation::peers::{key_id, PeerStatus};
+use super::frame::*;
+use super::registry::LinkedGuard;
+use super::route::may_serve;
+use super::wire::Wire;
 use crate::groups::in_group;
-use crate::node::{now, Node, Rejection, SharedNode};
+use crate::node::{Node, Rejection, SharedNode};
+use crate::ratelimit::Bucket;
 
-/// Path of the node-to-node WebSocket.
-pub const FEDERATION_PATH: &str = "/federation";
-/// Largest frame a link takes or sends.
-pub const MAX_FED_FRAME_BYTES: usize = 4 * 1024 * 1024;
-/// Most ids one `fed_fetch` may ask for.
-pub const FETCH_BATCH: usize = 64;
-/// Most bytes of base64 events one `fed_events` answer carries (at least one event).
-pub const EVENTS_REPLY_BYTES: usize = 1024 * 1024;
-/// Most group ids one `fed_groups` may carry.
-pub const MAX_GROUPS_PER_FRAME: usize = 10_000;
-/// Most events waiting for their parents, per link.
-const MAX_PENDING: usize = 1024;
-/// Most ids a link fetches because something cited them (parents, genesis).
-const MAX_PARENT_FETCHES: usize = 16_384;
-/// Most groups answered at the same time, per link.
-const MAX_RESPONDERS: usize = 256;
-/// Bad frames a peer may send before the link is closed.
-const MAX_BAD_FRAMES: u32 = 64;
-/// Frames queued each way per link.
-const QUEUE: usize = 1024;
-/// Most group-creating events looked at when listing the groups held.
-const MAX_GROUPS_LISTED: usize = 100_000;
-
-/// One frame of a link, after the handshake.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum FedFrame {
-    /// Public groups the sender holds.
-    FedGroups {
-        /// Their ids.
-        groups: Vec<GroupId>,
-    },
-    /// An initiator's sync message.
-    FedSync {
-        /// The group reconciled.
-        group: GroupId,
-        /// Which session of this link (a new number starts a new responder).
-        session: u32,
-        /// The message, base64.
-        msg: String,
-    },
-    /// A responder's answer.
-    FedSyncReply {
-        /// The group reconciled.
-        group: GroupId,
-        /// The session answered.
-        session: u32,
-        /// The message, base64.
-        msg: String,
-    },
-    /// A request for events.
-    FedFetch {
-        /// Their ids.
-        ids: Vec<EventId>,
-    },
-    /// Events asked for.
-    FedEvents {
-        /// The events, base64.
-        events: Vec<String>,
-        /// Ids the sender does not serve.
-        missing: Vec<EventId>,
-    },
-    /// A newly stored event.
-    FedEvent {
-        /// The event, base64.
-        event: String,
-    },
-    /// A refusal.
-    FedError {
-        /// The stable code.
-        code: ErrorCode,
-        /// What went wrong.
-        message: String,
-    },
-}
-
-impl FedFrame {
-    /// The frame as JSON text.
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// Text frames in and out of one link, whatever the WebSocket library.
-struct Wire {
-    rx: mpsc::Receiver<String>,
-    tx: mpsc::Sender<String>,
-}
-
-impl Wire {
-    async fn send(&self, frame: &FedFrame) -> bool {
-        self.tx.send(frame.encode()).await.is_ok()
-    }
-}
-
-/// `GET /federation`: a peer node linking with this one.
-/// Links count towards the node's connection limit like client connections.
-pub async fn upgrade(State(node): State<SharedNode>, ws: WebSocketUpgrade) -> Response {
-    use axum::response::IntoResponse as _;
-    use std::sync::atomic::Ordering::Relaxed;
-    let limit = node.config.connections.max_connections as i64;
-    if node.metrics.connections_open.load(Relaxed) >= limit {
-        node.metrics.reject("too_many_connections");
-        return (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "this node has as many connections as it is configured to take; try again later",
-        )
-            .into_response();
-    }
-    ws.max_message_size(MAX_FED_FRAME_BYTES)
-        .max_frame_size(MAX_FED_FRAME_BYTES)
-        .on_upgrade(move |socket| {
-            let tracker = node.tracker.clone();
-            tracker.track_future(accept(socket, node))
-        })
-}
-
-async fn accept(socket: WebSocket, node: SharedNode) {
-    use std::sync::atomic::Ordering::Relaxed;
-    node.metrics.connections_open.fetch_add(1, Relaxed);
-    accept_counted(socket, &node).await;
-    node.metrics.connections_open.fetch_sub(1, Relaxed);
-}
-
-async fn accept_counted(socket: WebSocket, node: &SharedNode) {
-    let (mut wire, reader, writer) = pump(
-        socket,
-        |m| match m {
-            AxMessage::Text(text) => Pumped::Text(text.as_str().to_owned()),
-            AxMessage::Close(_) => Pumped::Close,
-            _ => Pumped::Skip,
-        },
-        |text| AxMessage::Text(text.into()),
-    );
-    let mut challenge = [0u8; 32];
-    rand::thread_rng().fill(&mut challenge);
-    let listener = Listener::new(node.key.clone(), None, challenge, now());
-    if let Some(peer) = handshake(Handshake::Listener(listener), &mut wire, node).await {
-        if is_blocked(node, &peer).await {
-            tracing::info!(%peer, "refused a link from a blocked node");
-        } else {
-            tracing::info!(%peer, "a peer linked with this node");
-            run_link(node, wire, peer).await;
-        }
-    } else {
-        drop(wire);
-    }
-    reader.abort();
-    let _ = writer.await;
-}
-
-/// What the reader does with one incoming WebSocket message.
-enum Pumped {
-    Text(String),
-    Close,
-    Skip,
-}
-
-/// Spawns the reader and writer tasks that turn a WebSocket (axum's on the listening side,
-/// tokio-tungstenite's on the dialing side) into a [`Wire`] of text frames.
-fn pump<S, M, E>(
-    socket: S,
-    read: fn(M) -> Pumped,
-    write: fn(String) -> M,
-) -> (
-    Wire,
-    tokio::task::JoinHandle<()>,
-    tokio::task::JoinHandle<()>,
-)
-where
-    S: futures_util::Stream<Item = Result<M, E>> + futures_util::Sink<M> + Send + 'static,
-    M: Send + 'static,
-    E: Send + 'static,
-{
-    let (mut sink, mut stream) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel::<String>(QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(QUEUE);
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let text = match read(message) {
-                Pumped::Text(text) => text,
-                Pumped::Close => break,
-                Pumped::Skip => continue,
-            };
-            if in_tx.send(text).await.is_err() {
-                break;
-            }
-        }
-    });
-    let writer = tokio::spawn(async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(write(text)).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let wire = Wire {
-        rx: in_rx,
-        tx: out_tx,
-    };
-    (wire, reader, writer)
-}
-
-async fn is_blocked(node: &Node, peer: &PublicKey) -> bool {
-    let id = key_id(peer);
-    matches!(
-        node.blocking(move |s| s.peer(&id)).await,
-        Ok(Some(p)) if p.status == PeerStatus::Blocked
-    )
-}
-
-enum Handshake {
-    Dialer(Dialer),
-    Listener(Listener),
-}
-
-impl Handshake {
-    fn poll_frame(&mut self) -> Option<String> {
-        match self {
-            Handshake::Dialer(d) => d.poll_frame(),
-            Handshake::Listener(l) => l.poll_frame(),
-        }
-    }
-    fn established(&self) -> Option<PublicKey> {
-        match self {
-            Handshake::Dialer(d) => d.is_established(),
-            Handshake::Listener(l) => l.is_established(),
-        }
-    }
-    fn handle(&mut self, text: &str) -> Result<(), kith_protocol::link::LinkError> {
-        match self {
-            Handshake::Dialer(d) => d.handle_frame(text, now()),
-            Handshake::Listener(l) => l.handle_frame(text, now()),
-        }
-    }
-}
-
-/// Runs the link handshake over `wire`; the peer's key once both sides are proven.
-async fn handshake(mut hs: Handshake, wire: &mut Wire, node: &Node) -> Option<PublicKey> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
-    loop {
-        while let Some(frame) = hs.poll_frame() {
-            if wire.tx.send(frame).await.is_err() {
-                return None;
-            }
-        }
-        if let Some(peer) = hs.established() {
-            return Some(peer);
-        }
-        let text = tokio::select! {
-            _ = node.shutdown.cancelled() => return None,
-            _ = tokio::time::sleep_until(deadline) => return None,
-            text = wire.rx.recv() => text?,
-        };
-        if let Err(e) = hs.handle(&text) {
-            tracing::info!("link handshake failed: {e}");
-            node.metrics.reject("link_handshake");
-            return None;
-        }
-    }
-}
-
-/// Dials every configured and admin-added peer, each in its own task, for as long as the
-/// node runs.
-pub async fn start_dialers(node: SharedNode) {
-    let mut urls: Vec<String> = node.config.federation.peers.clone();
-    match node.blocking(|s| s.peers()).await {
-        Ok(peers) => urls.extend(
-            peers
-                .into_iter()
-                .filter(|p| p.status == PeerStatus::Added)
-                .filter_map(|p| p.url),
-        ),
-        Err(e) => tracing::warn!("could not read the peer list: {}", e.message),
-    }
-    let mut seen = HashSet::new();
-    for url in urls {
-        let text = url.trim_end_matches('/').to_owned();
-        if seen.insert(text.clone()) {
-            let tracker = node.tracker.clone();
-            tracker.spawn(dial_forever(Arc::clone(&node), text));
-        }
-    }
-}
-
-/// Backoff before reconnection attempt `attempt` (0-based): 0.5 s doubling up to 60 s,
-/// with jitter taking between half and all of it.
-pub fn backoff(attempt: u32) -> Duration {
-    let full = (500u64 << attempt.min(7)).min(60_000);
-    let jittered = rand::thread_rng().gen_range(full / 2..=full);
-    Duration::from_millis(jittered)
-}
-
-async fn dial_forever(node: SharedNode, url: String) {
-    let allow_private = node.config.federation.allow_private_addresses;
-    let mut attempt = 0u32;
-    loop {
-        if node.shutdown.is_cancelled() {
-            return;
-        }
-        let checked = {
-            let url = url.clone();
-            tokio::task::spawn_blocking(move || check_peer_url(&url, allow_private)).await
-        };
-        let peer_url = match checked {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                tracing::warn!(%url, "not linking with this peer: {e}");
-                return;
-            }
-            Err(_) => return,
-        };
-        let base = peer_url.as_str().trim_end_matches('/');
-        let ws_url = if base.starts_with("https://") {
-            tracing::warn!(%url, "not linking with this peer: linking over TLS (https) is not built yet");
-            return;
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}{FEDERATION_PATH}")
-        } else {
-            tracing::warn!(%url, "not linking with this peer: unsupported scheme");
-            return;
-        };
-        match dial_once(&node, &ws_url, peer_url.addresses()).await {
-            Ok(true) => attempt = 0,
-            Ok(false) => attempt = attempt.saturating_add(1),
-            Err(e) => {
-                tracing::info!(%url, "could not link with a peer: {e}");
-                attempt = attempt.saturating_add(1);
-            }
-        }
-        tokio::select! {
-            _ = node.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff(attempt)) => {}
-        }
-    }
-}
-
-/// One connection to a peer; `Ok(true)` if the link was established (and has now ended).
-///
-/// It connects only to `addresses`, the ones [`check_peer_url`] resolved and found public,
-/// and never looks the name up again (a second lookup could answer with a private address).
-async fn dial_once(
-    node: &SharedNode,
-    ws_url: &str,
-    addresses: &[std::net::SocketAddr],
-) -> anyhow::Result<bool> {
-    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-    use tokio_tungstenite::tungstenite::Message as TMessage;
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FED_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FED_FRAME_BYTES));
-    let connect = async {
-        let stream = tokio::net::TcpStream::connect(addresses).await?;
-        let (socket, response) =
-            tokio_tungstenite::client_async_with_config(ws_url, stream, Some(config)).await?;
-        anyhow::Ok((socket, response))
-    };
-    let (socket, _) = tokio::select! {
-        _ = node.shutdown.cancelled() => return Ok(false),
-        r = tokio::time::timeout(Duration::from_secs(10), connect) => r??,
-    };
-    let (mut wire, reader, writer) = pump(
-        socket,
-        |m| match m {
-            TMessage::Text(text) => Pumped::Text(text.as_str().to_owned()),
-            TMessage::Close(_) => Pumped::Close,
-            _ => Pumped::Skip,
-        },
-        |text| TMessage::Text(text.into()),
-    );
-    let mut challenge = [0u8; 32];
-    rand::thread_rng().fill(&mut challenge);
-    let dialer = Dialer::new(node.key.clone(), None, challenge, now());
-    let linked = match handshake(Handshake::Dialer(dialer), &mut wire, node).await {
-        Some(peer) => {
-            tracing::info!(%peer, url = ws_url, "linked with a peer");
-            run_link(node, wire, peer).await;
-            true
-        }
-        None => {
-            drop(wire);
-            false
-        }
-    };
-    reader.abort();
-    let _ = writer.await;
-    Ok(linked)
-}
-
-/// The public groups this node holds. Blocking.
-fn public_groups(node: &Node) -> Result<Vec<GroupId>, crate::store::StoreError> {
+/// The groups this node holds that `peer` may have: public ones, and private ones in which
+/// it hosts a member. Blocking.
+fn shared_groups(node: &Node, peer: &PublicKey) -> Result<Vec<GroupId>, crate::store::StoreError> {
     let filter = Filter {
         kinds: Some(vec![GROUP_CREATE]),
         ..Filter::default()
@@ -444,23 +42,28 @@ fn public_groups(node: &Node) -> Result<Vec<GroupId>, crate::store::StoreError> 
     let creates = node.store.query(&filter, MAX_GROUPS_LISTED, usize::MAX)?;
     let mut out = Vec::new();
     for genesis in creates {
-        if node.groups.may_read(&genesis, None)? {
-            out.push(GroupId::from(genesis.id()));
+        let group = GroupId::from(genesis.id());
+        if may_serve(node, &group, peer)? {
+            out.push(group);
         }
     }
     Ok(out)
 }
 
-/// The sync items of a public group held here; empty for groups not held or private.
-/// Blocking.
-fn group_set(node: &Node, group: &GroupId) -> Result<(SyncSet, bool), crate::store::StoreError> {
+/// The sync items of a group held here that `peer` may read; empty (and `false`) for groups
+/// not held or not for this peer. Blocking.
+fn group_set(
+    node: &Node,
+    group: &GroupId,
+    peer: &PublicKey,
+) -> Result<(SyncSet, bool), crate::store::StoreError> {
     let Some(genesis) = node
         .store
         .get_event(&EventId::from_bytes(*group.as_bytes()))?
     else {
         return Ok((SyncSet::new(), false));
     };
-    if genesis.kind() != GROUP_CREATE || !node.groups.may_read(&genesis, None)? {
+    if genesis.kind() != GROUP_CREATE || !may_serve(node, group, peer)? {
         return Ok((SyncSet::new(), false));
     }
     let events = node.store.group_events(group)?;
@@ -483,6 +86,12 @@ struct Link<'a> {
     node: &'a SharedNode,
     wire: Wire,
     peer: PublicKey,
+    guard: LinkedGuard<'a>,
+    /// Highest queue entry sent on this link.
+    sent_upto: u64,
+    /// Queue entries sent or skipped and not yet acknowledged, oldest first (`true` = sent).
+    unacked: VecDeque<(u64, bool)>,
+    frames: Bucket,
     /// Groups the peer holds (it announced them or synced them from us).
     peer_groups: HashSet<GroupId>,
     sync_queue: VecDeque<GroupId>,
@@ -493,16 +102,22 @@ struct Link<'a> {
     requested: HashSet<EventId>,
     in_flight: Option<Vec<EventId>>,
     pending: HashMap<EventId, Vec<u8>>,
-    from_peer: HashSet<EventId>,
     bad_frames: u32,
 }
 
-async fn run_link(node: &SharedNode, wire: Wire, peer: PublicKey) {
+/// Runs an established link with `peer` until either side ends it or the node stops.
+pub(super) async fn run_link(node: &SharedNode, wire: Wire, peer: PublicKey) {
     let mut live = node.hub.subscribe();
+    let mut queued = node.federation.watch_queued();
+    node.metrics.federation_links_open.fetch_add(1, Relaxed);
     let mut link = Link {
         node,
         wire,
         peer,
+        guard: node.federation.linked(peer),
+        sent_upto: 0,
+        unacked: VecDeque::new(),
+        frames: Bucket::new(FRAMES_PER_SECOND, FRAMES_BURST, Instant::now()),
         peer_groups: HashSet::new(),
         sync_queue: VecDeque::new(),
         sessions: 0,
@@ -512,11 +127,22 @@ async fn run_link(node: &SharedNode, wire: Wire, peer: PublicKey) {
         requested: HashSet::new(),
         in_flight: None,
         pending: HashMap::new(),
-        from_peer: HashSet::new(),
         bad_frames: 0,
     };
+    run_announced(&mut link, &mut live, &mut queued).await;
+    node.metrics.federation_links_open.fetch_sub(1, Relaxed);
+    tracing::info!(peer = %link.peer, "link ended");
+}
+
+async fn run_announced(
+    link: &mut Link<'_>,
+    live: &mut broadcast::Receiver<Arc<crate::hub::Announced>>,
+    queued: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    let node = link.node;
     let node2 = Arc::clone(node);
-    let ours = match node.blocking(move |_| public_groups(&node2)).await {
+    let peer = link.peer;
+    let ours = match node.blocking(move |_| shared_groups(&node2, &peer)).await {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!("could not list the groups held: {}", e.message);
@@ -534,11 +160,15 @@ async fn run_link(node: &SharedNode, wire: Wire, peer: PublicKey) {
             return;
         }
     }
+    if !link.drain_outbox().await {
+        return;
+    }
     loop {
         if !link.drive().await {
             break;
         }
         let keep = tokio::select! {
+            changed = queued.changed() => changed.is_ok() && link.drain_outbox().await,
             _ = node.shutdown.cancelled() => false,
             text = link.wire.rx.recv() => match text {
                 Some(text) => link.on_frame(&text).await,
@@ -561,7 +191,6 @@ async fn run_link(node: &SharedNode, wire: Wire, peer: PublicKey) {
             break;
         }
     }
-    tracing::info!(peer = %link.peer, "link ended");
 }
 
 impl Link<'_> {
@@ -573,7 +202,98 @@ impl Link<'_> {
     }
 
     async fn send(&self, frame: FedFrame) -> bool {
-        self.wire.send(&frame).await
+        let text = frame.encode();
+        self.node
+            .metrics
+            .federation_bytes_sent
+            .fetch_add(text.len() as u64, Relaxed);
+        self.wire.tx.send(text).await.is_ok()
+    }
+
+    /// Sends queued events for this peer, up to [`OUTBOX_WINDOW`] unacknowledged, if this
+    /// link drains the peer's queue. Each is checked again against [`may_serve`]: the group
+    /// may have changed since it was queued.
+    async fn drain_outbox(&mut self) -> bool {
+        if !self.guard.drains() {
+            return true;
+        }
+        loop {
+            let room = OUTBOX_WINDOW.saturating_sub(self.unacked.len());
+            if room == 0 {
+                return true;
+            }
+            let node = Arc::clone(self.node);
+            let (peer, after) = (self.peer, self.sent_upto);
+            let entries = self
+                .node
+                .blocking(move |s| {
+                    let mut out = Vec::new();
+                    for entry in s.outbox_peek(&peer, after, room)? {
+                        let event = s.get_event(&entry.id)?;
+                        let allowed = match &event {
+                            Some(e) => match in_group(e) {
+                                Some(g) => may_serve(&node, &g, &peer)?,
+                                None => false,
+                            },
+                            None => false,
+                        };
+                        out.push((entry.seq, event.filter(|_| allowed)));
+                    }
+                    Ok(out)
+                })
+                .await;
+            let entries = match entries {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, "could not read the outbound queue: {}", e.message);
+                    return true;
+                }
+            };
+            if entries.is_empty() {
+                return true;
+            }
+            for (seq, event) in entries {
+                self.sent_upto = seq;
+                match event {
+                    Some(event) => {
+                        self.unacked.push_back((seq, true));
+                        self.node
+                            .metrics
+                            .federation_events_sent
+                            .fetch_add(1, Relaxed);
+                        let frame = FedFrame::FedEvent {
+                            event: to_base64(&event.encode()),
+                            seq: Some(seq),
+                        };
+                        if !self.send(frame).await {
+                            return false;
+                        }
+                    }
+                    None => self.unacked.push_back((seq, false)),
+                }
+            }
+            self.forget_acked(None).await;
+        }
+    }
+
+    /// Drops acknowledged (and leading skipped) queue entries, and deletes them from the
+    /// store.
+    async fn forget_acked(&mut self, acked: Option<u64>) {
+        let mut upto = None;
+        while let Some(&(seq, sent)) = self.unacked.front() {
+            if acked.is_some_and(|a| seq <= a) || !sent {
+                upto = Some(seq);
+                self.unacked.pop_front();
+            } else {
+                break;
+            }
+        }
+        if let Some(upto) = upto {
+            let peer = self.peer;
+            if let Err(e) = self.node.blocking(move |s| s.outbox_ack(&peer, upto)).await {
+                tracing::warn!(peer = %self.peer, "could not update the outbound queue: {}", e.message);
+            }
+        }
     }
 
     async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) -> bool {
@@ -595,7 +315,12 @@ impl Link<'_> {
                 break;
             };
             let node = Arc::clone(self.node);
-            let Ok((set, _)) = self.node.blocking(move |_| group_set(&node, &group)).await else {
+            let peer = self.peer;
+            let Ok((set, _)) = self
+                .node
+                .blocking(move |_| group_set(&node, &group, &peer))
+                .await
+            else {
                 continue;
             };
             let mut initiator = Initiator::new(set, sync::Config::default());
@@ -622,6 +347,21 @@ impl Link<'_> {
     }
 
     async fn on_frame(&mut self, text: &str) -> bool {
+        self.node
+            .metrics
+            .federation_bytes_received
+            .fetch_add(text.len() as u64, Relaxed);
+        if !self.frames.take(Instant::now()) {
+            tracing::warn!(peer = %self.peer, "a peer sent frames faster than {FRAMES_PER_SECOND}/s; closing the link");
+            self.node.metrics.reject("federation_rate_limited");
+            let _ = self
+                .send(FedFrame::FedError {
+                    code: ErrorCode::RateLimited,
+                    message: "too many frames on this link; reconnect later".into(),
+                })
+                .await;
+            return false;
+        }
         if text.len() > MAX_FED_FRAME_BYTES {
             return self
                 .refuse(ErrorCode::FrameTooLarge, "link frames are at most 4 MiB")
@@ -648,6 +388,15 @@ impl Link<'_> {
                 }
                 true
             }
+            FedFrame::FedAck { seq } => {
+                if seq > self.sent_upto {
+                    return self
+                        .refuse(ErrorCode::BadFrame, "fed_ack for an event not sent")
+                        .await;
+                }
+                self.forget_acked(Some(seq)).await;
+                self.drain_outbox().await
+            }
             FedFrame::FedSync {
                 group,
                 session,
@@ -660,13 +409,24 @@ impl Link<'_> {
             } => self.on_sync_reply(group, session, &msg).await,
             FedFrame::FedFetch { ids } => self.on_fetch(ids).await,
             FedFrame::FedEvents { events, missing } => self.on_events(events, missing).await,
-            FedFrame::FedEvent { event } => {
-                let Ok(bytes) = from_base64(&event) else {
-                    return self
-                        .refuse(ErrorCode::MalformedEvent, "the event is not base64")
-                        .await;
+            FedFrame::FedEvent { event, seq } => {
+                self.node
+                    .metrics
+                    .federation_events_received
+                    .fetch_add(1, Relaxed);
+                let kept = match from_base64(&event) {
+                    Ok(bytes) => self.take(bytes, None).await,
+                    Err(_) => {
+                        self.refuse(ErrorCode::MalformedEvent, "the event is not base64")
+                            .await
+                    }
                 };
-                self.take(bytes, None).await
+                // Handled, whatever became of it: the sender may forget it. What could not
+                // be stored yet (missing parents) is fetched, or reconciled on the next link.
+                match seq {
+                    Some(seq) if kept => self.send(FedFrame::FedAck { seq }).await,
+                    _ => kept,
+                }
             }
             FedFrame::FedError { code, message } => {
                 tracing::info!(peer = %self.peer, ?code, "the peer refused something: {message}");
@@ -690,14 +450,24 @@ impl Link<'_> {
                 self.responders.clear();
             }
             let node = Arc::clone(self.node);
-            let Ok((set, held)) = self.node.blocking(move |_| group_set(&node, &group)).await
+            let peer = self.peer;
+            let Ok((set, held)) = self
+                .node
+                .blocking(move |s| {
+                    let found = group_set(&node, &group, &peer)?;
+                    if found.1 {
+                        // The peer follows this group now: queue its new events for it.
+                        s.add_follower(&group, &peer)?;
+                    }
+                    Ok(found)
+                })
+                .await
             else {
                 return self
                     .refuse(ErrorCode::Internal, "could not read the group")
                     .await;
             };
             if held {
-                // The peer follows this group now: push its new events.
                 self.peer_groups.insert(group);
             }
             self.responders.insert(
@@ -751,6 +521,12 @@ impl Link<'_> {
             return true;
         }
         if initiator.is_done() {
+            // The peer holds this group: queue our new events of it for the peer.
+            let peer = self.peer;
+            let _ = self
+                .node
+                .blocking(move |s| s.add_follower(&group, &peer))
+                .await;
             let genesis = EventId::from_bytes(*group.as_bytes());
             let (_, need) = initiator.into_ids();
             if need.contains(&genesis) {
@@ -781,6 +557,7 @@ impl Link<'_> {
                 .await;
         }
         let node = Arc::clone(self.node);
+        let peer = self.peer;
         let found = self
             .node
             .blocking(move |s| {
@@ -789,10 +566,11 @@ impl Link<'_> {
                 let mut bytes = 0;
                 for id in ids {
                     let served = match s.get_event(&id)? {
-                        Some(e) if in_group(&e).is_some() && node.groups.may_read(&e, None)? => {
-                            Some(e)
-                        }
-                        _ => None,
+                        Some(e) => match in_group(&e) {
+                            Some(g) if may_serve(&node, &g, &peer)? => Some(e),
+                            _ => None,
+                        },
+                        None => None,
                     };
                     match served {
                         Some(e) => {
@@ -879,6 +657,7 @@ impl Link<'_> {
     async fn take(&mut self, bytes: Vec<u8>, expected: Option<EventId>) -> bool {
         match self.ingest(&bytes, expected).await {
             Ingested::Stored => {
+                self.follow_group_of(&bytes);
                 self.retry_pending().await;
                 true
             }
@@ -901,15 +680,26 @@ impl Link<'_> {
         }
     }
 
-    async fn ingest(&mut self, bytes: &[u8], expected: Option<EventId>) -> Ingested {
-        match self.node.ingest_from_peer(bytes, expected).await {
-            Ok(published) => {
-                if self.from_peer.len() >= 4096 {
-                    self.from_peer.clear();
+    /// After storing an event of a group this link did not follow yet (a group the peer
+    /// just started to share with us), reconciles the whole group, not only the event's
+    /// ancestors.
+    fn follow_group_of(&mut self, bytes: &[u8]) {
+        if let Ok(event) = Event::decode(bytes) {
+            if let Some(group) = in_group(&event) {
+                if self.peer_groups.insert(group) {
+                    self.queue_sync(group);
                 }
-                self.from_peer.insert(published.id);
-                Ingested::Stored
             }
+        }
+    }
+
+    async fn ingest(&mut self, bytes: &[u8], expected: Option<EventId>) -> Ingested {
+        match self
+            .node
+            .ingest_from_peer(bytes, expected, &self.peer)
+            .await
+        {
+            Ok(_) => Ingested::Stored,
             Err(r) if matches!(r.code, ErrorCode::MissingParents | ErrorCode::UnknownGroup) => {
                 match Event::decode(bytes) {
                     Ok(e) => Ingested::Waiting(Box::new(e)),
@@ -942,64 +732,27 @@ impl Link<'_> {
         }
     }
 
-    /// Pushes a newly stored event to the peer if it follows the event's public group.
+    /// Tells the peer about a group newly created here that it may have (a public one); the
+    /// peer follows it by syncing it. Events themselves travel through the outbound queue.
     async fn on_announced(&mut self, announced: &crate::hub::Announced) -> bool {
         let event = &announced.event;
-        let Some(group) = in_group(event) else {
-            return true;
-        };
-        if self.from_peer.contains(&event.id()) {
+        if event.kind() != GROUP_CREATE {
             return true;
         }
+        let group = GroupId::from(event.id());
         let node = Arc::clone(self.node);
-        let copy = event.clone();
-        let public = self
+        let peer = self.peer;
+        let shared = self
             .node
-            .blocking(move |_| node.groups.may_read(&copy, None))
+            .blocking(move |_| may_serve(&node, &group, &peer))
             .await
             .unwrap_or(false);
-        if !public {
+        if !shared {
             return true;
         }
-        if event.kind() == GROUP_CREATE {
-            // A new public group: tell the peer, which follows it by syncing it.
-            return self
-                .send(FedFrame::FedGroups {
-                    groups: vec![group],
-                })
-                .await;
-        }
-        if !self.peer_groups.contains(&group) {
-            return true;
-        }
-        self.send(FedFrame::FedEvent {
-            event: announced.base64.clone(),
+        self.send(FedFrame::FedGroups {
+            groups: vec![group],
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        for attempt in 0..40 {
-            let full = (500u64 << attempt.min(7)).min(60_000);
-            let d = backoff(attempt).as_millis() as u64;
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
-        }
-        assert!(backoff(100) <= Duration::from_secs(60));
-    }
-
-    #[test]
-    fn frames_are_tagged_json_and_unknown_ones_are_refused() {
-        let frame = FedFrame::FedFetch { ids: vec![] };
-        assert_eq!(frame.encode(), r#"{"type":"fed_fetch","ids":[]}"#);
-        assert!(serde_json::from_str::<FedFrame>(r#"{"type":"fed_nonsense"}"#).is_err());
-        assert!(
-            serde_json::from_str::<FedFrame>(r#"{"type":"fed_fetch","ids":[],"x":1}"#).is_err()
-        );
     }
 }

@@ -3,27 +3,41 @@
 //! A [`Peer`] record lives in the store's `peers` tree under [`Peer::id`]: the normalised
 //! base URL (`https://kith.example.org`), or `key:<kith1…>` for a block by node key.
 //!
-//! `kithd admin peer add|block` must work while the node runs, and the running node holds
-//! the store's lock. So, like `kithd admin invite`, they never open the store: they append one
-//! [`AdminRequest`] per line to `<data-dir>/admin/peers.jsonl` (mode 0600, fsynced). The node
-//! applies the requests it has not applied yet when it starts ([`apply_pending_admin`]),
-//! remembering in the store how many bytes of the log it has applied. The log is append-only:
-//! do not edit it by hand.
+//! `kithd admin peer add|block` and `kithd admin refuse` must work while the node runs, and
+//! the running node holds the store's lock. So, like `kithd admin invite`, they never open the
+//! store: they append one [`AdminRequest`] per line to `<data-dir>/admin/peers.jsonl` (mode
+//! 0600, fsynced), and the node applies them:
+//!
+//! - when it starts, the peer requests it has not applied yet ([`apply_pending_admin`]), so
+//!   the dialers start with the full peer list;
+//! - while it runs, every [`ADMIN_POLL`] ([`apply_admin_while_running`]): whatever was
+//!   appended since. An added peer is dialed at once. A block is stored: from then on links
+//!   with the blocked node are refused at the handshake, but a link already open with it stays
+//!   until it drops (restart the node to cut it at once). A refusal is published as a signed
+//!   kind-107 event in its group ([`crate::refusal`]); it needs the running node's groups, so
+//!   the start-up pass stops at the first refusal and leaves the rest to the running node.
+//!
+//! The store remembers how many bytes of the log it has applied, so each request is applied
+//! once. The log is append-only: do not edit it by hand.
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use kith_protocol::PublicKey;
+use kith_protocol::{GroupId, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use super::address::{normalize_peer_url, normalized_text};
+use crate::node::SharedNode;
 use crate::store::{Store, StoreError};
 
 /// Directory for admin request logs, inside the data directory.
 pub const ADMIN_DIR: &str = "admin";
 /// The peer request log inside [`ADMIN_DIR`].
 pub const PEERS_LOG: &str = "peers.jsonl";
+/// How often a running node looks for requests appended to the log.
+pub const ADMIN_POLL: Duration = Duration::from_secs(2);
 /// Written by the node after applying the log: the byte offset applied so far, as text. Only
 /// a hint for `kithd admin peer list` while the node runs; the store holds the real offset.
 pub const PEERS_APPLIED_HINT: &str = "peers.applied";
@@ -101,6 +115,19 @@ pub enum AdminRequest {
         /// When the admin asked, in ms since the epoch.
         at_ms: u64,
     },
+    /// Refuse to host a group, or one member's events in it: the running node publishes a
+    /// signed refusal (kind 107) in the group, see [`crate::refusal`].
+    Refuse {
+        /// The group.
+        group: GroupId,
+        /// The member whose events the node will not host; absent, the whole group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<PublicKey>,
+        /// Why, for the group's log (required).
+        reason: String,
+        /// When the admin asked, in ms since the epoch.
+        at_ms: u64,
+    },
 }
 
 impl std::fmt::Display for AdminRequest {
@@ -109,6 +136,18 @@ impl std::fmt::Display for AdminRequest {
             AdminRequest::Add { url, .. } => write!(f, "add {url}"),
             AdminRequest::BlockUrl { url, reason, .. } => write!(f, "block {url} ({reason})"),
             AdminRequest::BlockKey { key, reason, .. } => write!(f, "block {key} ({reason})"),
+            AdminRequest::Refuse {
+                group,
+                member: None,
+                reason,
+                ..
+            } => write!(f, "refuse group {group} ({reason})"),
+            AdminRequest::Refuse {
+                group,
+                member: Some(member),
+                reason,
+                ..
+            } => write!(f, "refuse member {member} in group {group} ({reason})"),
         }
     }
 }
@@ -184,9 +223,31 @@ pub fn append_admin_request(data_dir: &Path, request: &AdminRequest) -> Result<(
 /// still being written and is left for next time.
 pub type LogTail = (Vec<Result<AdminRequest, String>>, u64);
 
+/// The complete lines of the log from some offset on, each with the offset just past it.
+#[derive(Debug, Default)]
+pub struct LogLines {
+    /// Where reading started: the offset asked for, or 0 if the log is shorter than that (it
+    /// was replaced).
+    pub start: u64,
+    /// Each complete, non-blank line: its request (or its text, if unreadable) and the offset
+    /// just past its newline.
+    pub lines: Vec<(Result<AdminRequest, String>, u64)>,
+    /// The offset just past the last complete line. A last line without its newline is still
+    /// being written and is left for next time.
+    pub end: u64,
+}
+
 /// Reads the log from byte `from` (from 0 if the file is shorter: it was replaced). A missing
 /// log reads as empty.
 pub fn read_admin_log(data_dir: &Path, from: u64) -> Result<LogTail, AdminLogError> {
+    let tail = read_admin_lines(data_dir, from)?;
+    let requests = tail.lines.into_iter().map(|(request, _)| request).collect();
+    Ok((requests, tail.end))
+}
+
+/// Reads the log from byte `from` line by line, like [`read_admin_log`], keeping where each
+/// line ends.
+pub fn read_admin_lines(data_dir: &Path, from: u64) -> Result<LogLines, AdminLogError> {
     let path = admin_log_path(data_dir);
     let fail = |action| {
         let path = path.clone();
@@ -198,7 +259,7 @@ pub fn read_admin_log(data_dir: &Path, from: u64) -> Result<LogTail, AdminLogErr
     };
     let mut file = match std::fs::File::open(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogLines::default()),
         Err(e) => return Err(fail("open")(e)),
     };
     let len = file.metadata().map_err(fail("read"))?.len();
@@ -207,14 +268,25 @@ pub fn read_admin_log(data_dir: &Path, from: u64) -> Result<LogTail, AdminLogErr
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(fail("read"))?;
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let requests = bytes[..complete]
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|line| {
-            serde_json::from_slice(line).map_err(|_| String::from_utf8_lossy(line).into_owned())
-        })
-        .collect();
-    Ok((requests, from + complete as u64))
+    let mut lines = Vec::new();
+    let mut offset = from;
+    for line in bytes[..complete]
+        .split_inclusive(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
+    {
+        offset += line.len() as u64 + 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let request =
+            serde_json::from_slice(line).map_err(|_| String::from_utf8_lossy(line).into_owned());
+        lines.push((request, offset));
+    }
+    Ok(LogLines {
+        start: from,
+        lines,
+        end: from + complete as u64,
+    })
 }
 
 /// The applied offset the node last wrote to the hint file (0 if none).
@@ -225,15 +297,36 @@ pub fn applied_hint(data_dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Applies the requests in `<data_dir>/admin/peers.jsonl` that the store has not seen yet,
-/// flushes, and returns how many were applied. Called by the node at start, right after the
-/// store opens. Unreadable lines are skipped with a warning; a request for the same peer
+/// Writes the hint file `kithd admin peer list` reads while the node runs (if `admin/`
+/// exists: nobody has written a request otherwise).
+fn write_applied_hint(data_dir: &Path, offset: u64) {
+    let hint = data_dir.join(ADMIN_DIR).join(PEERS_APPLIED_HINT);
+    if data_dir.join(ADMIN_DIR).exists() {
+        if let Err(e) = std::fs::write(&hint, format!("{offset}\n")) {
+            tracing::warn!("could not write {}: {e}", hint.display());
+        }
+    }
+}
+
+/// Applies the peer requests in `<data_dir>/admin/peers.jsonl` that the store has not seen
+/// yet, flushes, and returns how many were applied. Called by the node at start, right after
+/// the store opens. Unreadable lines are skipped with a warning; a request for the same peer
 /// replaces the earlier one (the latest request wins).
+///
+/// It stops before the first refusal ([`AdminRequest::Refuse`]): publishing one needs the
+/// running node, so that request and those after it are left for
+/// [`apply_admin_while_running`], whose first pass runs as soon as the node is up.
 pub fn apply_pending_admin(data_dir: &Path, store: &dyn Store) -> Result<usize, AdminLogError> {
-    let (requests, end) = read_admin_log(data_dir, store.admin_peers_applied()?)?;
+    let tail = read_admin_lines(data_dir, store.admin_peers_applied()?)?;
     let mut applied = 0;
-    for request in requests {
+    let mut upto = tail.end;
+    let mut line_start = tail.start;
+    for (request, line_end) in tail.lines {
         match request {
+            Ok(AdminRequest::Refuse { .. }) => {
+                upto = line_start;
+                break;
+            }
             Ok(request) => {
                 apply(store, &request)?;
                 tracing::info!(%request, "applied an admin peer request");
@@ -241,16 +334,123 @@ pub fn apply_pending_admin(data_dir: &Path, store: &dyn Store) -> Result<usize, 
             }
             Err(line) => tracing::warn!(%line, "skipped an unreadable line in admin/peers.jsonl"),
         }
+        line_start = line_end;
     }
-    store.set_admin_peers_applied(end)?;
+    store.set_admin_peers_applied(upto)?;
     store.flush()?;
-    let hint = data_dir.join(ADMIN_DIR).join(PEERS_APPLIED_HINT);
-    if data_dir.join(ADMIN_DIR).exists() {
-        if let Err(e) = std::fs::write(&hint, format!("{end}\n")) {
-            tracing::warn!("could not write {}: {e}", hint.display());
+    write_applied_hint(data_dir, upto);
+    Ok(applied)
+}
+
+/// Applies, while the node runs, the requests appended to the admin log: every
+/// [`ADMIN_POLL`] it compares the log's length with the offset applied so far, and applies
+/// what is new (see the module documentation for what each request does). Runs until the node
+/// shuts down; spawned at start, right after [`apply_pending_admin`]. Its first pass runs at
+/// once, for refusals the start-up pass left.
+///
+/// A request that fails on a store error is tried again on the next pass (applying a peer
+/// request twice changes nothing, and a refusal already published with the same reason is not
+/// published again).
+pub async fn apply_admin_while_running(node: SharedNode, data_dir: PathBuf) {
+    let mut applied = None;
+    loop {
+        match apply_new_admin(&node, &data_dir, applied).await {
+            Ok(offset) => applied = Some(offset),
+            Err(e) => {
+                tracing::warn!(
+                    "could not apply new admin requests from {}: {e}. Trying again in {} s",
+                    admin_log_path(&data_dir).display(),
+                    ADMIN_POLL.as_secs()
+                );
+                // Start again from what the store says was applied.
+                applied = None;
+            }
+        }
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(ADMIN_POLL) => {}
         }
     }
-    Ok(applied)
+}
+
+/// One pass of [`apply_admin_while_running`]: applies what the log holds past `known` (the
+/// offset applied so far; read from the store when `None`), and returns the new offset.
+async fn apply_new_admin(
+    node: &SharedNode,
+    data_dir: &Path,
+    known: Option<u64>,
+) -> Result<u64, String> {
+    let applied = match known {
+        Some(offset) => offset,
+        None => node
+            .blocking(|s| s.admin_peers_applied())
+            .await
+            .map_err(|r| r.message)?,
+    };
+    let len = match tokio::fs::metadata(admin_log_path(data_dir)).await {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e.to_string()),
+    };
+    if len == applied {
+        return Ok(applied);
+    }
+    let tail = {
+        let dir = data_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || read_admin_lines(&dir, applied))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    if tail.end == applied {
+        // Only a line still being written: nothing to do yet.
+        return Ok(applied);
+    }
+    for (request, line_end) in tail.lines {
+        match request {
+            Ok(AdminRequest::Refuse {
+                group,
+                member,
+                reason,
+                ..
+            }) => {
+                crate::refusal::refuse(node, group, member, &reason).await;
+            }
+            Ok(request) => {
+                let stored = request.clone();
+                node.blocking(move |s| apply(s, &stored))
+                    .await
+                    .map_err(|r| r.message)?;
+                tracing::info!(%request, "applied an admin peer request");
+                match &request {
+                    AdminRequest::Add { url, .. } => {
+                        // The same text the store holds, so the dialer is not started twice.
+                        if let Ok(url) = normalize_peer_url(url) {
+                            super::connect::dial_peer(node, &normalized_text(&url));
+                        }
+                    }
+                    AdminRequest::BlockUrl { .. } | AdminRequest::BlockKey { .. } => {
+                        tracing::info!("new links with the blocked peer are refused; a link already open with it stays until it drops (restart the node to cut it now)");
+                    }
+                    AdminRequest::Refuse { .. } => {}
+                }
+            }
+            Err(line) => tracing::warn!(%line, "skipped an unreadable line in admin/peers.jsonl"),
+        }
+        node.blocking(move |s| s.set_admin_peers_applied(line_end))
+            .await
+            .map_err(|r| r.message)?;
+    }
+    let end = tail.end;
+    node.blocking(move |s| {
+        s.set_admin_peers_applied(end)?;
+        s.flush()
+    })
+    .await
+    .map_err(|r| r.message)?;
+    let dir = data_dir.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || write_applied_hint(&dir, end)).await;
+    Ok(end)
 }
 
 /// Applies one request to the store (not flushed).
@@ -287,6 +487,10 @@ pub fn apply(store: &dyn Store, request: &AdminRequest) -> Result<(), StoreError
                 reason: reason.clone(),
                 since_ms: *at_ms,
             })
+        }
+        AdminRequest::Refuse { .. } => {
+            // Not a store record: the running node publishes it as an event.
+            Ok(())
         }
         AdminRequest::BlockKey { key, reason, at_ms } => {
             let blocked = |url| Peer {
@@ -471,6 +675,75 @@ mod tests {
             serde_json::to_string(&p).unwrap(),
             r#"{"url":"https://a.example.org","status":"added","reason":"","since_ms":9}"#
         );
+    }
+
+    #[test]
+    fn the_start_up_pass_leaves_refusals_and_what_follows_for_the_running_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("store"), 1 << 20, false).unwrap();
+        let refuse = AdminRequest::Refuse {
+            group: GroupId::from_bytes([5; 32]),
+            member: Some(key(6)),
+            reason: "threats".into(),
+            at_ms: 2,
+        };
+        append_admin_request(dir.path(), &requests()[0]).unwrap();
+        let first_line = std::fs::metadata(admin_log_path(dir.path())).unwrap().len();
+        append_admin_request(dir.path(), &refuse).unwrap();
+        append_admin_request(dir.path(), &requests()[1]).unwrap();
+
+        assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 1);
+        assert_eq!(store.admin_peers_applied().unwrap(), first_line);
+        assert_eq!(applied_hint(dir.path()), first_line);
+        assert!(store.peer("https://b.example.org").unwrap().is_none());
+        // Applying again at the next start still stops there.
+        assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 0);
+
+        // What the running node reads next: the refusal, then the add, with their ends.
+        let tail = read_admin_lines(dir.path(), first_line).unwrap();
+        assert_eq!(tail.start, first_line);
+        assert_eq!(tail.lines.len(), 2);
+        assert_eq!(tail.lines[0].0.as_ref().unwrap(), &refuse);
+        assert_eq!(tail.lines[1].1, tail.end);
+        assert_eq!(
+            tail.end,
+            std::fs::metadata(admin_log_path(dir.path())).unwrap().len()
+        );
+        assert_eq!(
+            refuse.to_string(),
+            format!(
+                "refuse member {} in group {} (threats)",
+                key(6),
+                GroupId::from_bytes([5; 32])
+            )
+        );
+        let text = serde_json::to_string(&refuse).unwrap();
+        assert!(
+            text.starts_with(r#"{"op":"refuse","group":"0505"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<AdminRequest>(&text).unwrap(), refuse);
+    }
+
+    #[test]
+    fn line_ends_count_blank_lines_and_skip_a_line_still_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        append_admin_request(dir.path(), &requests()[0]).unwrap();
+        let one = std::fs::metadata(admin_log_path(dir.path())).unwrap().len();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(admin_log_path(dir.path()))
+            .unwrap()
+            .write_all(b"\n\nnot json\n{\"op\":")
+            .unwrap();
+        let tail = read_admin_lines(dir.path(), 0).unwrap();
+        assert_eq!(tail.lines.len(), 2);
+        assert_eq!(tail.lines[0].1, one);
+        assert_eq!(tail.lines[1].0, Err("not json".to_owned()));
+        assert_eq!(tail.lines[1].1, one + 11);
+        assert_eq!(tail.end, one + 11);
+        // An offset past the end (the log was replaced) reads from the start.
+        assert_eq!(read_admin_lines(dir.path(), 10_000).unwrap().start, 0);
     }
 
     #[test]

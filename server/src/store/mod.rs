@@ -9,6 +9,7 @@
 //! **Invariant:** the store only ever holds events that passed `kith_protocol::validate`.
 
 mod commit;
+mod outbox;
 mod sled_store;
 
 pub use commit::{CommitError, Committer};
@@ -65,6 +66,29 @@ pub enum InviteUse {
     UsedUp,
 }
 
+/// One queued push: event `id`, queued for a peer at `at_ms`, under the peer's sequence
+/// number `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Position in the peer's queue: strictly increasing per peer, never reused.
+    pub seq: u64,
+    /// The event to send.
+    pub id: EventId,
+    /// When the push was queued (milliseconds since the epoch).
+    pub at_ms: u64,
+}
+
+/// One peer's outbound queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// The peer node's key.
+    pub peer: PublicKey,
+    /// Entries queued.
+    pub depth: u64,
+    /// When the oldest queued entry was queued; `None` if the queue is empty.
+    pub oldest_ms: Option<u64>,
+}
+
 /// A storage engine for a node.
 pub trait Store: Send + Sync + 'static {
     /// Stores validated events (indexes included). Not durable until [`Store::flush`].
@@ -119,4 +143,38 @@ pub trait Store: Send + Sync + 'static {
     /// Records that the admin peer log has been applied up to byte `offset`. Not durable until
     /// [`Store::flush`].
     fn set_admin_peers_applied(&self, offset: u64) -> Result<(), StoreError>;
+
+    /// Appends `ids` to the outbound queue of each peer in `peers`, noting `at_ms`. Keeps at
+    /// most `max_per_peer` entries per peer, dropping the oldest (the dropped count is
+    /// returned; a peer that lost entries is caught up by set reconciliation on its next
+    /// link). Not durable until [`Store::flush`].
+    fn outbox_push(
+        &self,
+        peers: &[PublicKey],
+        ids: &[EventId],
+        at_ms: u64,
+        max_per_peer: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Up to `limit` queued entries for `peer` with sequence number > `after`, oldest first.
+    fn outbox_peek(
+        &self,
+        peer: &PublicKey,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Deletes `peer`'s entries with sequence numbers <= `upto` (the peer acknowledged them).
+    /// Not durable until [`Store::flush`].
+    fn outbox_ack(&self, peer: &PublicKey, upto: u64) -> Result<(), StoreError>;
+
+    /// Depth and age of every non-empty queue.
+    fn outbox_stats(&self) -> Result<Vec<OutboxStats>, StoreError>;
+
+    /// Records that `peer` follows public group `group` (it synced it from us). Not durable
+    /// until [`Store::flush`].
+    fn add_follower(&self, group: &GroupId, peer: &PublicKey) -> Result<(), StoreError>;
+
+    /// The peers following `group`.
+    fn followers(&self, group: &GroupId) -> Result<Vec<PublicKey>, StoreError>;
 }

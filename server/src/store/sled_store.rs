@@ -11,6 +11,11 @@
 //! | `invites`   | invite nonce                          | uses taken u32 |
 //! | `meta`      | name                                  | value          |
 //! | `peers`     | normalised URL, or `key:<kith1…>`     | JSON `Peer`    |
+//! | `outbox`    | peer (32) · seq BE (8)                | id · at_ms BE  |
+//! | `followers` | group (32) · peer (32)                | empty          |
+//!
+//! The outbox (per-peer outbound queues) lives in `super::outbox`, which also keeps one
+//! `meta` entry per peer whose queue has been emptied.
 //!
 //! Index entries are written before the event itself, so after a crash an event that is
 //! present always has its index entries (sled recovers a prefix of the write log).
@@ -22,7 +27,8 @@ use kith_protocol::frame::Filter;
 use kith_protocol::validate::ValidEvent;
 use kith_protocol::PublicKey;
 
-use super::{Inserted, InviteUse, Store, StoreError};
+use super::outbox::{parse_peer, Outbox};
+use super::{Inserted, InviteUse, OutboxEntry, OutboxStats, Store, StoreError};
 use crate::federation::peers::Peer;
 
 const EVENT_COUNT: &[u8] = b"event_count";
@@ -45,9 +51,11 @@ pub struct SledStore {
     invites: sled::Tree,
     meta: sled::Tree,
     peers: sled::Tree,
+    followers: sled::Tree,
+    pub(super) outbox: Outbox,
 }
 
-fn engine(e: sled::Error) -> StoreError {
+pub(super) fn engine(e: sled::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
@@ -93,6 +101,8 @@ impl SledStore {
             invites: tree("invites")?,
             meta: tree("meta")?,
             peers: tree("peers")?,
+            followers: tree("followers")?,
+            outbox: Outbox::new(tree("outbox")?, tree("meta")?),
             path: dir.to_path_buf(),
             fsync,
             db,
@@ -349,6 +359,49 @@ impl Store for SledStore {
             .map_err(engine)?;
         Ok(())
     }
+
+    fn outbox_push(
+        &self,
+        peers: &[PublicKey],
+        ids: &[EventId],
+        at_ms: u64,
+        max_per_peer: u64,
+    ) -> Result<u64, StoreError> {
+        self.outbox.push(peers, ids, at_ms, max_per_peer)
+    }
+
+    fn outbox_peek(
+        &self,
+        peer: &PublicKey,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox.peek(peer, after, limit)
+    }
+
+    fn outbox_ack(&self, peer: &PublicKey, upto: u64) -> Result<(), StoreError> {
+        self.outbox.ack(peer, upto)
+    }
+
+    fn outbox_stats(&self) -> Result<Vec<OutboxStats>, StoreError> {
+        self.outbox.stats()
+    }
+
+    fn add_follower(&self, group: &GroupId, peer: &PublicKey) -> Result<(), StoreError> {
+        let key = [group.as_bytes().as_slice(), peer.as_bytes()].concat();
+        self.followers.insert(key, &[]).map_err(engine)?;
+        Ok(())
+    }
+
+    fn followers(&self, group: &GroupId) -> Result<Vec<PublicKey>, StoreError> {
+        self.followers
+            .scan_prefix(group.as_bytes())
+            .map(|entry| {
+                let (key, _) = entry.map_err(engine)?;
+                parse_peer(key.get(32..).unwrap_or_default())
+            })
+            .collect()
+    }
 }
 
 fn decode_peer(bytes: &[u8]) -> Result<Peer, StoreError> {
@@ -397,5 +450,36 @@ mod tests {
             since_ms: 0,
         };
         assert!(store.put_peer(&nameless).is_err());
+    }
+
+    #[test]
+    fn followers_are_listed_per_group_once_each() {
+        use kith_protocol::SecretKey;
+        let key = |n: u8| SecretKey::from_seed(&[n; 32]).public_key();
+        let (g1, g2) = (GroupId::from_bytes([1; 32]), GroupId::from_bytes([2; 32]));
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+            assert_eq!(store.followers(&g1).unwrap(), vec![]);
+            store.add_follower(&g1, &key(1)).unwrap();
+            store.add_follower(&g1, &key(2)).unwrap();
+            store.add_follower(&g1, &key(1)).unwrap();
+            store.add_follower(&g2, &key(3)).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let mut expected = vec![key(1), key(2)];
+        expected.sort_by_key(|k| *k.as_bytes());
+        assert_eq!(store.followers(&g1).unwrap(), expected);
+        assert_eq!(store.followers(&g2).unwrap(), vec![key(3)]);
+        assert_eq!(
+            store.followers(&GroupId::from_bytes([3; 32])).unwrap(),
+            vec![]
+        );
+        // A stored key that does not parse is reported, not skipped.
+        let mut bad = g2.as_bytes().to_vec();
+        bad.extend_from_slice(&[0xff; 32]);
+        store.followers.insert(bad, &[]).unwrap();
+        assert!(matches!(store.followers(&g2), Err(StoreError::Corrupt(_))));
     }
 }

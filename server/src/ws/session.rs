@@ -278,23 +278,34 @@ impl Session {
     }
 
     async fn publish(&mut self, id: String, bytes: &[u8]) -> Flow {
-        let Some(key) = self.key else {
-            return self.error(
-                Some(id),
-                Rejection::new(
-                    ErrorCode::AuthRequired,
-                    "publishing needs a logged-in connection; send a login frame first",
-                ),
-            );
-        };
         let now = Instant::now();
         let limits = &self.node.config.connections;
+        let Some(key) = self.key else {
+            // Not logged in: only a join or profile naming another home (see
+            // `Node::publish_home_announcement`), rate-limited like any publish.
+            if !self.publishes.take(now) {
+                return self.error(Some(id), Rejection::new(ErrorCode::RateLimited, format!(
+                    "too many events: this node takes {} per second per connection; wait a moment and send again",
+                    limits.publish_per_second)));
+            }
+            let published = self.node.publish_home_announcement(bytes).await;
+            return self.published(id, published);
+        };
         if !self.publishes.take(now) || !self.node.key_buckets.take(&key, now) {
             return self.error(Some(id), Rejection::new(ErrorCode::RateLimited, format!(
                 "too many events: this node takes {} per second per connection and {} per second per key; wait a moment and send again",
                 limits.publish_per_second, limits.key_publish_per_second)));
         }
-        match self.node.publish(bytes).await {
+        let published = self.node.publish(bytes).await;
+        self.published(id, published)
+    }
+
+    fn published(
+        &mut self,
+        id: String,
+        published: Result<crate::node::Published, Rejection>,
+    ) -> Flow {
+        match published {
             Ok(published) => {
                 tracing::debug!(event = %published.id, duplicate = published.duplicate, "published");
                 self.send(&NodeFrame::Ok {

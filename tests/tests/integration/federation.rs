@@ -12,7 +12,7 @@ use kith_protocol::frame::Filter;
 use kith_protocol::group::body::Visibility;
 use kith_protocol::link::Dialer;
 use kith_protocol::{Event, GroupId, SecretKey};
-use kith_tests::node::{eventually, federated_with};
+use kith_tests::node::{eventually, federated_with, group_digest, holds_event};
 use kith_tests::{seeded_key, TestGroup, TestNode};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -36,13 +36,11 @@ fn ms_ago(ms: u64) -> Timestamp {
 }
 
 async fn digest(node: &TestNode, group: GroupId) -> Option<String> {
-    let (status, body) = node.get_json(&format!("/groups/{group}/state")).await;
-    (status == 200).then(|| body["digest"].as_str().unwrap().to_owned())
+    group_digest(&node.url(), group).await
 }
 
 async fn holds(node: &TestNode, event: &Event) -> bool {
-    let (status, _) = node.get_json(&format!("/events/{}", event.id())).await;
-    status == 200
+    holds_event(&node.url(), event.id()).await
 }
 
 async fn next_event(sub: &mut kith_client::Subscription) -> Event {

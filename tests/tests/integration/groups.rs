@@ -694,6 +694,14 @@ async fn a_private_group_is_read_by_members_only() {
         "{refused}"
     );
 
+    // Nor over plain HTTP, by anyone: no route lists a private group's events.
+    for path in ["events", "state"] {
+        let (status, body) =
+            kith_tests::node::get_json(node.url(), &format!("/groups/{group}/{path}")).await;
+        assert_eq!(status, 403, "/groups/…/{path}: {body}");
+        assert_eq!(body["error"]["code"], "members_only", "{body}");
+    }
+
     let inside = bea.ok(&["read", "--group", &group]).await;
     assert!(inside.contains("Rent strike meeting at 7"), "{inside}");
     let shown = bea.ok(&["group", "show", &group]).await;

@@ -3,11 +3,14 @@
 
 mod bad_input;
 mod cli;
+mod cluster;
 
 mod durability;
 mod federation;
 mod groups;
+mod homes_cli;
 mod http;
 mod limits;
 mod login;
+mod routing;
 mod subscribe;

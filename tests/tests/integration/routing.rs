@@ -1,0 +1,188 @@
+//! Routing of a PRIVATE group between in-process nodes: its events go to the nodes that host
+//! its members and nowhere else. A, B and C are all linked; the founder lives on A, a
+//! newcomer on B; C hosts nobody in the group and must receive nothing of it.
+
+use std::time::Duration;
+
+use kith_client::{Connection, SubscriptionItem};
+use kith_protocol::frame::Filter;
+use kith_protocol::group::body::{NodeRef, Visibility};
+use kith_protocol::{Event, GroupId, SecretKey};
+use kith_tests::node::{eventually, federated_with, get_text};
+use kith_tests::{seeded_key, TestGroup, TestNode};
+
+const WAIT_SECS: u64 = 20;
+
+fn home_of(node: &TestNode) -> Option<NodeRef> {
+    Some(NodeRef {
+        node: node.server_ref().node_key(),
+        url: node.url(),
+    })
+}
+
+async fn logged_in(node: &TestNode, key: &SecretKey) -> Connection {
+    let conn = Connection::connect(&node.url()).await.unwrap();
+    conn.login(key, Some(&node.invite(1))).await.unwrap();
+    conn
+}
+
+/// Whether the node serves `event` to `reader` (a member: private groups are read by
+/// members only, so plain HTTP shows nothing of them).
+async fn holds(conn: &Connection, event: &Event) -> bool {
+    let filter = Filter {
+        ids: Some(vec![event.id()]),
+        ..Filter::default()
+    };
+    let Ok(mut sub) = conn.subscribe(filter).await else {
+        return false;
+    };
+    let found = matches!(
+        tokio::time::timeout(Duration::from_secs(5), sub.next()).await,
+        Ok(Some(SubscriptionItem::Event(_)))
+    );
+    conn.unsubscribe(sub).await;
+    found
+}
+
+/// The group's state digest as the node shows it to a member.
+async fn digest(conn: &Connection, group: GroupId) -> Option<String> {
+    let state = conn.group_state(group).await.ok()?;
+    Some(state["digest"].as_str()?.to_owned())
+}
+
+/// The value of one metric line of `/metrics` (0 when absent).
+async fn metric(node: &TestNode, name: &str) -> u64 {
+    let text = get_text(&node.url(), "/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Three nodes, all linked with each other (each dials the ones started before it).
+async fn three_linked() -> (TestNode, TestNode, TestNode) {
+    let a = TestNode::start_with(|c| federated_with(c, &[])).await;
+    let a_url = a.url();
+    let b = TestNode::start_with(|c| federated_with(c, &[a_url])).await;
+    let peers = [a.url(), b.url()];
+    let c = TestNode::start_with(|c| federated_with(c, &peers)).await;
+    (a, b, c)
+}
+
+#[tokio::test]
+async fn a_private_group_reaches_its_members_homes_and_no_other_node() {
+    let (a, b, c) = three_linked().await;
+    let founder = seeded_key(71);
+    let newcomer = seeded_key(72);
+    let on_a = logged_in(&a, &founder).await;
+    let mut group = TestGroup::create_at_home(
+        &founder,
+        "tenants",
+        Visibility::Private,
+        kith_client::now(),
+        home_of(&a),
+    );
+    on_a.publish(&group.genesis).await.unwrap();
+    let invite = group.invite(&founder, 1);
+    on_a.publish(&invite).await.unwrap();
+
+    // The newcomer lives on B and joins through A without an account there: the join names
+    // B as home, so A starts routing the group to B.
+    let join = group.join(&newcomer, &invite, home_of(&b));
+    let anonymous = Connection::connect(&a.url()).await.unwrap();
+    anonymous.publish(&join).await.unwrap();
+    let on_b = logged_in(&b, &newcomer).await;
+    assert!(
+        eventually(WAIT_SECS, || holds(&on_b, &join)).await,
+        "B, home of a member, received the group"
+    );
+    assert!(
+        eventually(WAIT_SECS, || async {
+            let (da, db) = (digest(&on_a, group.id).await, digest(&on_b, group.id).await);
+            da.is_some() && da == db
+        })
+        .await,
+        "A and B agree on the group's state"
+    );
+
+    // Both ways, live.
+    let from_b = group.post(&newcomer, "hello from B");
+    on_b.publish(&from_b).await.unwrap();
+    assert!(eventually(WAIT_SECS, || holds(&on_a, &from_b)).await);
+    let from_a = group.post(&founder, "hello from A");
+    on_a.publish(&from_a).await.unwrap();
+    assert!(eventually(WAIT_SECS, || holds(&on_b, &from_a)).await);
+
+    // C is linked with both and hosts nobody: it got nothing at all of the group.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        c.event_count().await,
+        0,
+        "C stores none of the group's events"
+    );
+    assert_eq!(
+        metric(&c, "kith_federation_events_received_total").await,
+        0,
+        "no event of the group was even sent to C"
+    );
+    let (status, _) = c.get_json(&format!("/groups/{}/state", group.id)).await;
+    assert_eq!(status, 404, "C does not know the group at all");
+    assert!(metric(&b, "kith_federation_events_received_total").await > 0);
+}
+
+#[tokio::test]
+async fn queued_events_survive_the_peer_being_away_and_are_counted_in_metrics() {
+    let (a, b, _c) = three_linked().await;
+    let founder = seeded_key(73);
+    let newcomer = seeded_key(74);
+    let on_a = logged_in(&a, &founder).await;
+    let mut group = TestGroup::create_at_home(
+        &founder,
+        "pantry",
+        Visibility::Private,
+        kith_client::now(),
+        home_of(&a),
+    );
+    on_a.publish(&group.genesis).await.unwrap();
+    let invite = group.invite(&founder, 1);
+    on_a.publish(&invite).await.unwrap();
+    // Published by the founder's logged-in connection: a join naming another home needs no
+    // account here.
+    let join = group.join(&newcomer, &invite, home_of(&b));
+    on_a.publish(&join).await.unwrap();
+    let on_b = logged_in(&b, &newcomer).await;
+    assert!(eventually(WAIT_SECS, || holds(&on_b, &join)).await);
+
+    // B goes away; A queues for it, durably, and says so in /metrics.
+    let b_key = b.server_ref().node_key();
+    drop(on_b);
+    let mut b = b;
+    b.stop().await;
+    let mut posts = Vec::new();
+    for i in 0..5 {
+        let post = group.post(&founder, &format!("while B was away {i}"));
+        on_a.publish(&post).await.unwrap();
+        posts.push(post);
+    }
+    let depth_line = format!("kith_federation_queue_depth{{peer=\"{b_key}\"}}");
+    assert!(
+        eventually(WAIT_SECS, || async { metric(&a, &depth_line).await >= 5 }).await,
+        "A's queue for B holds the posts"
+    );
+    // A restarts too: the queue is in its store, not in memory.
+    let mut a = a;
+    drop(on_a);
+    a.restart().await;
+    assert!(
+        metric(&a, &depth_line).await >= 5,
+        "the queue survived A's restart"
+    );
+    b.resume().await;
+    let on_b = logged_in(&b, &newcomer).await;
+    for post in &posts {
+        assert!(eventually(WAIT_SECS, || holds(&on_b, post)).await);
+    }
+    assert!(
+        eventually(WAIT_SECS, || async { metric(&a, &depth_line).await == 0 }).await,
+        "acknowledged entries leave the queue"
+    );
+}
