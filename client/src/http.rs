@@ -1,26 +1,22 @@
 //! Plain HTTP reads from a node: its information document ([`node_info`], at
 //! `/.well-known/kith`) and other small JSON answers ([`get_json`]).
 //!
-//! A deliberately small HTTP/1.1 client: one `GET` per connection (`Connection: close`),
-//! answers of at most [`MAX_RESPONSE`] bytes, `Content-Length` or chunked bodies, no
-//! redirects. `https://` uses the same TLS stack and compiled-in root certificates as the
-//! WebSocket, so a node reachable over one is reachable over the other.
+//! Requests go through `reqwest`: one `GET` each, answers of at most [`MAX_RESPONSE`]
+//! bytes, no redirects. `https://` uses rustls with the Mozilla root certificates compiled
+//! in, as the WebSocket does, so a node reachable over one is reachable over the other.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kith_protocol::frame::{ErrorCode, WS_PATH};
 use kith_protocol::group::body::NodeRef;
 use kith_protocol::PublicKey;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
 use crate::error::ClientError;
 
 /// Path of a node's information document.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/kith";
 
-/// Largest answer read, headers included.
+/// Largest answer body read.
 pub const MAX_RESPONSE: usize = 1 << 20;
 
 /// How long one request may take, from connecting to the last byte.
@@ -89,13 +85,29 @@ pub async fn node_info(address: &str) -> Result<NodeInfo, ClientError> {
 pub async fn get_json(address: &str, path: &str) -> Result<(u16, serde_json::Value), ClientError> {
     let target = Target::parse(address)?;
     let shown = target.shown(path);
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, target.get(path))
+    let timeout = || ClientError::Timeout {
+        url: shown.clone(),
+        waiting_for: "an HTTP request",
+        seconds: REQUEST_TIMEOUT.as_secs(),
+    };
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, fetch(&shown))
         .await
-        .map_err(|_| ClientError::Timeout {
-            url: shown.clone(),
-            waiting_for: "an HTTP request",
-            seconds: REQUEST_TIMEOUT.as_secs(),
-        })??;
+        .map_err(|_| timeout())?
+        .map_err(|e| {
+            if e.is_timeout() {
+                timeout()
+            } else {
+                ClientError::Unreachable {
+                    url: shown.clone(),
+                    detail: describe(&e),
+                }
+            }
+        })?;
+    let Some(response) = response else {
+        return Err(ClientError::Protocol(format!(
+            "{shown} answered with more than {MAX_RESPONSE} bytes"
+        )));
+    };
     let body: serde_json::Value = serde_json::from_slice(&response.body).map_err(|e| {
         ClientError::Protocol(format!(
             "{shown} answered (HTTP status {}) with something that is not JSON: {e}",
@@ -121,15 +133,65 @@ pub async fn get_json(address: &str, path: &str) -> Result<(u16, serde_json::Val
     Ok((response.status, body))
 }
 
+/// An HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// Fetches `url`, reading at most [`MAX_RESPONSE`] bytes of body (`None`: the answer is
+/// larger than that).
+async fn fetch(url: &str) -> Result<Option<Response>, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("kith/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let mut response = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_RESPONSE {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(Response { status, body }))
+}
+
+/// What went wrong, from a `reqwest` error's causes (its own message only says that
+/// sending the request failed, and names the URL, which the caller already shows).
+fn describe(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
+    }
+}
+
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
     tls: bool,
-    /// `host` or `host:port`, as typed (for the `Host` header).
+    /// `host` or `host:port`, as typed.
     authority: String,
-    /// The host name or address alone, without brackets (for TLS and connecting).
-    host: String,
-    port: u16,
     /// A path the node lives under (behind a proxy), without a trailing `/`.
     prefix: String,
 }
@@ -167,230 +229,52 @@ impl Target {
                 None => (authority, None),
             }
         };
-        let port = match port {
-            Some(port) => port
-                .parse::<u16>()
-                .map_err(|_| bad("the port must be a number from 1 to 65535"))?,
-            None if tls => 443,
-            None => 80,
-        };
+        if let Some(port) = port {
+            port.parse::<u16>()
+                .map_err(|_| bad("the port must be a number from 1 to 65535"))?;
+        }
         if host.is_empty() {
             return Err(bad("the computer's name or IP address is missing"));
         }
         Ok(Target {
             tls,
             authority: authority.to_owned(),
-            host: host.to_owned(),
-            port,
             prefix,
         })
     }
 
-    /// The URL of `path`, for messages.
+    /// The URL of `path`: what is fetched, and named in messages.
     fn shown(&self, path: &str) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}{}{path}", self.authority, self.prefix)
-    }
-
-    async fn get(&self, path: &str) -> Result<Response, ClientError> {
-        let shown = self.shown(path);
-        let unreachable = |detail: String| ClientError::Unreachable {
-            url: shown.clone(),
-            detail,
-        };
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let request = format!(
-            "GET {}{path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nUser-Agent: kith/{}\r\nConnection: close\r\n\r\n",
-            self.prefix,
-            self.authority,
-            env!("CARGO_PKG_VERSION"),
-        );
-        if !self.tls {
-            return exchange(tcp, &request, &shown).await;
-        }
-        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(self.host.clone())
-            .map_err(|_| unreachable(format!("'{}' is not a valid name for TLS", self.host)))?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config()?)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| unreachable(format!("TLS failed: {e}")))?;
-        exchange(tls, &request, &shown).await
-    }
-}
-
-/// TLS settings: the ring provider and the Mozilla roots compiled in.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ClientError::Protocol(format!("TLS could not be set up: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// An HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-/// Sends `request` and reads the whole answer.
-async fn exchange<S>(mut stream: S, request: &str, shown: &str) -> Result<Response, ClientError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let lost = |e: std::io::Error| ClientError::Unreachable {
-        url: shown.to_owned(),
-        detail: e.to_string(),
-    };
-    stream.write_all(request.as_bytes()).await.map_err(lost)?;
-    stream.flush().await.map_err(lost)?;
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(response) = parse_response(&received, false, shown)? {
-            return Ok(response);
-        }
-        let n = match stream.read(&mut chunk).await {
-            Ok(n) => n,
-            // Servers often close TLS without a close_notify once the answer is sent.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(lost(e)),
-        };
-        if n == 0 {
-            return parse_response(&received, true, shown)?
-                .ok_or_else(|| ClientError::Protocol(format!("{shown} ended its answer early")));
-        }
-        received.extend_from_slice(&chunk[..n]);
-        if received.len() > MAX_RESPONSE {
-            return Err(ClientError::Protocol(format!(
-                "{shown} answered with more than {MAX_RESPONSE} bytes"
-            )));
-        }
-    }
-}
-
-/// The answer in `bytes`, once it is complete (`None`: more is needed). `ended`: the
-/// other side has closed, so a body without a length ends here.
-fn parse_response(bytes: &[u8], ended: bool, shown: &str) -> Result<Option<Response>, ClientError> {
-    let broken =
-        |why: &str| ClientError::Protocol(format!("{shown} sent a broken HTTP answer: {why}"));
-    let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head =
-        std::str::from_utf8(&bytes[..head_end]).map_err(|_| broken("its headers are not text"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(broken("it does not start with HTTP/1"));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| broken("its status line has no status code"))?;
-    let mut length = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(broken("a header line has no ':'"));
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| broken("its Content-Length is not a number"))?,
-            );
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        }
-    }
-    let body = &bytes[head_end + 4..];
-    let body = if chunked {
-        match dechunk(body).map_err(broken)? {
-            Some(body) => body,
-            None if ended => return Err(broken("its chunked body ends early")),
-            None => return Ok(None),
-        }
-    } else if let Some(length) = length {
-        if body.len() < length {
-            if ended {
-                return Err(broken("its body is shorter than its Content-Length"));
-            }
-            return Ok(None);
-        }
-        body[..length].to_vec()
-    } else if ended {
-        body.to_vec()
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(Response { status, body }))
-}
-
-/// A chunked body decoded, once its last chunk has arrived (`None`: more is needed).
-fn dechunk(mut bytes: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
-    let mut body = Vec::new();
-    loop {
-        let Some(line_end) = bytes.windows(2).position(|w| w == b"\r\n") else {
-            return Ok(None);
-        };
-        let size_text =
-            std::str::from_utf8(&bytes[..line_end]).map_err(|_| "a chunk size is not text")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| "a chunk size is not a number")?;
-        bytes = &bytes[line_end + 2..];
-        if size == 0 {
-            return Ok(Some(body));
-        }
-        if bytes.len() < size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&bytes[..size]);
-        if &bytes[size..size + 2] != b"\r\n" {
-            return Err("a chunk does not end where its size says");
-        }
-        bytes = &bytes[size + 2..];
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     #[test]
     fn addresses_are_read_like_websocket_addresses() {
         let t = Target::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!((t.tls, t.host.as_str(), t.port), (false, "127.0.0.1", 8080));
+        assert!(!t.tls);
         assert_eq!(
             t.shown(WELL_KNOWN_PATH),
             "http://127.0.0.1:8080/.well-known/kith"
         );
         let t = Target::parse("https://node.example.org/kith/").unwrap();
-        assert_eq!((t.tls, t.port, t.prefix.as_str()), (true, 443, "/kith"));
+        assert_eq!((t.tls, t.prefix.as_str()), (true, "/kith"));
+        assert_eq!(t.shown("/x"), "https://node.example.org/kith/x");
         let t = Target::parse("wss://node.example.org/ws").unwrap();
         assert_eq!((t.tls, t.prefix.as_str()), (true, ""));
         let t = Target::parse("[::1]:9000").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.authority.as_str()),
-            ("::1", 9000, "[::1]:9000")
-        );
+        assert_eq!(t.shown("/x"), "http://[::1]:9000/x");
         let t = Target::parse("node.local").unwrap();
-        assert_eq!((t.tls, t.port), (false, 80));
+        assert_eq!(
+            (t.tls, t.shown("/x").as_str()),
+            (false, "http://node.local/x")
+        );
         for bad in ["ftp://x", "http://", "http://h:port", "http://h:70000"] {
             assert!(
                 matches!(Target::parse(bad), Err(ClientError::BadAddress { .. })),
@@ -399,45 +283,65 @@ mod tests {
         }
     }
 
-    #[test]
-    fn answers_are_read_by_length_by_chunks_or_to_the_end() {
-        let shown = "http://h/x";
-        let sized = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-        assert_eq!(
-            parse_response(sized, false, shown).unwrap(),
-            Some(Response {
-                status: 200,
-                body: b"{}".to_vec()
-            })
-        );
-        assert_eq!(
-            parse_response(&sized[..sized.len() - 1], false, shown).unwrap(),
-            None
-        );
-        assert!(parse_response(&sized[..sized.len() - 1], true, shown).is_err());
-        let chunked = b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4;x=1\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(chunked, false, shown).unwrap(),
-            Some(Response {
-                status: 404,
-                body: b"{\"a\":1}".to_vec()
-            })
-        );
-        assert_eq!(parse_response(&chunked[..60], false, shown).unwrap(), None);
-        let open = b"HTTP/1.0 200 OK\r\n\r\n[1]";
-        assert_eq!(parse_response(open, false, shown).unwrap(), None);
-        assert_eq!(
-            parse_response(open, true, shown).unwrap().unwrap().body,
-            b"[1]"
-        );
-        for broken in [
-            &b"SMTP 200\r\n\r\n"[..],
-            b"HTTP/1.1 abc\r\n\r\n",
-            b"HTTP/1.1 200\r\nno colon\r\n\r\n",
-            b"HTTP/1.1 200\r\nContent-Length: x\r\n\r\n",
-            b"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        ] {
-            assert!(parse_response(broken, true, shown).is_err(), "{broken:?}");
-        }
+    /// Serves each of `answers` once, in order, on a local port; returns its address.
+    async fn serve(answers: Vec<Vec<u8>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for answer in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                stream.write_all(&answer).await.unwrap();
+                stream.shutdown().await.ok();
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_by_length_or_by_chunks_and_bounded() {
+        let big = vec![b' '; MAX_RESPONSE + 1];
+        let mut too_big = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            big.len()
+        )
+        .into_bytes();
+        too_big.extend_from_slice(&big);
+        let address = serve(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{\"a\":1}".to_vec(),
+            b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\nConnection: close\r\n\r\n3\r\n{\"a\r\n4;x=1\r\n\":2}\r\n0\r\n\r\n".to_vec(),
+            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_vec(),
+            too_big,
+        ])
+        .await;
+        let (status, body) = get_json(&address, "/x").await.unwrap();
+        assert_eq!((status, body), (200, serde_json::json!({"a": 1})));
+        let (status, body) = get_json(&address, "/x").await.unwrap();
+        assert_eq!((status, body), (404, serde_json::json!({"a": 2})));
+        // Redirects are not followed.
+        let (status, body) = get_json(&address, "/x").await.unwrap();
+        assert_eq!((status, body), (302, serde_json::json!({})));
+        let err = get_json(&address, "/x").await.unwrap_err();
+        assert!(err.to_string().contains("not JSON"), "{err}");
+        let err = get_json(&address, "/x").await.unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_nodes_are_reported_as_such() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = get_json(&address, "/x").await.unwrap_err();
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! The node's shared state and the two actions every connection uses: logging in and
-//! publishing. Federation (later) publishes through the same [`Node::publish`], so an event
-//! from a peer is checked exactly like one from a client.
+//! publishing. Events from peers go through [`Node::ingest_from_peer`], which checks them
+//! exactly like a client's publish (less local registration).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

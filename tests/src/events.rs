@@ -147,3 +147,122 @@ impl TestGroup {
         event
     }
 }
+
+/// Builders for the rest of a group's life (profiles, decisions) and for writers that do
+/// not see each other's events (the two sides of a partition, or several nodes).
+impl TestGroup {
+    /// A second chain of the same group continuing from the same event as this one: its
+    /// events are concurrent with those written on this chain from now on.
+    pub fn fork(&self) -> TestGroup {
+        TestGroup {
+            id: self.id,
+            genesis: self.genesis.clone(),
+            last: self.last,
+            last_at: self.last_at,
+        }
+    }
+
+    /// The event the next event of this chain cites.
+    pub fn head(&self) -> kith_protocol::EventId {
+        self.last
+    }
+
+    /// Any event of the group citing exactly `parents` (one or more events the node it is
+    /// published on holds), written now or just after the previous event of this chain.
+    /// The chain continues from it, so this is how two chains merge again. The caller makes
+    /// sure no parent is dated after `at` (every builder here dates events "now", so
+    /// citing events written earlier by this process is safe).
+    pub fn event_citing(
+        &mut self,
+        key: &SecretKey,
+        kind: Kind,
+        body: Vec<u8>,
+        parents: &[kith_protocol::EventId],
+    ) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        let event = EventBuilder::new(kind, at, body)
+            .group(self.id)
+            .parents(parents.iter().copied())
+            .sign(key)
+            .expect("a small event always builds");
+        self.last = event.id();
+        self.last_at = at;
+        event
+    }
+
+    /// `key` changes how they present themselves (the group's "edit"): a new display name,
+    /// the same home.
+    pub fn profile(&mut self, key: &SecretKey, name: &str) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        let body = group::body::to_bytes(&group::body::Profile {
+            me: group::body::SelfDescription {
+                name: Some(name.into()),
+                labels: Vec::new(),
+            },
+            quiet: false,
+            home: None,
+        });
+        self.event_at(key, group::PROFILE, body, at)
+    }
+
+    /// A proposal by `key` to take `action`, taking stances until `closes_at` (which must be
+    /// later than now).
+    pub fn propose(
+        &mut self,
+        key: &SecretKey,
+        title: &str,
+        action: group::body::Action,
+        closes_at: Timestamp,
+    ) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        let body = group::body::to_bytes(&group::body::Proposal {
+            title: title.into(),
+            text: format!("{title}: please give your stance."),
+            action,
+            closes_at,
+            options: Vec::new(),
+            informed_by: Vec::new(),
+        });
+        self.event_at(key, group::PROPOSAL, body, at)
+    }
+
+    /// `key`'s stance on `proposal` (written before it closes).
+    pub fn stance(
+        &mut self,
+        key: &SecretKey,
+        proposal: kith_protocol::EventId,
+        stance: group::body::StanceKind,
+    ) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        let body = group::body::to_bytes(&group::body::Stance {
+            proposal,
+            stance,
+            reason: Some(format!("{stance:?}, after thinking it over")),
+            option: None,
+        });
+        self.event_at(key, group::STANCE, body, at)
+    }
+
+    /// The outcome of `proposal` (written once it closed): it must count exactly the latest
+    /// stance of every eligible member this chain has seen, name how many members were
+    /// eligible, and give the verdict those stances make.
+    pub fn outcome(
+        &mut self,
+        key: &SecretKey,
+        proposal: kith_protocol::EventId,
+        counted: std::collections::BTreeSet<kith_protocol::EventId>,
+        eligible: u32,
+        result: group::body::Verdict,
+    ) -> Event {
+        let at = kith_client::now().max(self.last_at);
+        let body = group::body::to_bytes(&group::body::Outcome {
+            proposal,
+            counted,
+            eligible,
+            result,
+            option: None,
+            explanation: "Counted every stance given before the close.".into(),
+        });
+        self.event_at(key, group::OUTCOME, body, at)
+    }
+}

@@ -6,8 +6,10 @@
 //! Every test file uses this module; none starts a node its own way.
 #![allow(unreachable_pub)]
 
+pub mod catchup;
 pub mod cluster;
 pub mod events;
+pub mod link;
 pub mod node;
 pub mod process;
 pub mod proxy;

@@ -4,6 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A port free on loopback now (the OS picks it; the caller hands it to kithd).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A running `kithd` process.
 pub struct KithdProcess {
     child: Child,
@@ -23,12 +31,7 @@ impl KithdProcess {
     /// Like [`KithdProcess::start`], but runs the given `kithd` executable (e.g. a release
     /// build for benchmarks).
     pub async fn start_binary(binary: &Path, dir: &Path, extra_args: &[&str]) -> KithdProcess {
-        // Ask the OS for a free port, then hand it to kithd.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        KithdProcess::start_on(Some(binary), dir, port, extra_args).await
+        KithdProcess::start_on(Some(binary), dir, free_port(), extra_args).await
     }
 
     /// Starts `kithd` (the given executable, or this workspace's build if `None`) listening

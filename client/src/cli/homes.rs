@@ -190,7 +190,7 @@ pub(crate) async fn join_elsewhere(
     conn.close().await;
     let event = sent.map_err(|e| announcement_refused(e, inviter))?;
 
-    let done = |text: String| -> anyhow::Result<()> {
+    let done = |text: String, holds: bool| -> anyhow::Result<()> {
         if request.json {
             return print_line(&json!({
                 "id": event.id().to_hex(),
@@ -198,20 +198,19 @@ pub(crate) async fn join_elsewhere(
                 "joined": true,
                 "through": inviter,
                 "home": home,
-                "home_holds_group": !text.is_empty(),
+                "home_holds_group": holds,
             }));
         }
         print_line(&text)
     };
     if request.wait == 0 {
-        progress(
-            request.json,
-            &format!(
+        return done(
+            format!(
                 "Your join was accepted by {inviter}. Your node ({own_address}) receives the group \
                  once the two nodes have linked; see whether it has with: kith group show {group}"
             ),
-        )?;
-        return done(String::new());
+            false,
+        );
     }
     progress(
         request.json,
@@ -238,10 +237,13 @@ pub(crate) async fn join_elsewhere(
         .into());
     };
     let name = name_in(&view).unwrap_or_else(|| "the group".into());
-    done(format!(
-        "You joined {name} through {inviter}. Your node ({own_address}) has received the group \
-         and is your home in it.\nSee it with: kith group show {group}"
-    ))
+    done(
+        format!(
+            "You joined {name} through {inviter}. Your node ({own_address}) has received the \
+             group and is your home in it.\nSee it with: kith group show {group}"
+        ),
+        true,
+    )
 }
 
 /// Publishes a join on `sender` (not logged in) to a node that holds the group: citing the
@@ -467,16 +469,23 @@ async fn wait_for_move(
             "home_holds_group": arrived.is_some(),
         }));
     }
-    let before = sent
-        .before
-        .as_ref()
-        .map(|home| format!(" (before: {})", words::home(home)))
-        .unwrap_or_default();
-    let mut text = format!(
-        "Your home in {name} is now {}{before}.\nYou keep the same key, and everything you wrote \
-         stays valid; the group sends its events to your new node.\n",
-        words::home(new_home)
-    );
+    let mut text = if sent.event.is_none() {
+        format!(
+            "Your home in {name} was already {}.\n",
+            words::home(new_home)
+        )
+    } else {
+        let before = sent
+            .before
+            .as_ref()
+            .map(|home| format!(" (before: {})", words::home(home)))
+            .unwrap_or_default();
+        format!(
+            "Your home in {name} is now {}{before}.\nYou keep the same key, and everything you \
+             wrote stays valid; the group sends its events to your new node.\n",
+            words::home(new_home)
+        )
+    };
     if arrived.is_some() {
         text.push_str(&format!("{to} holds the group now. "));
     } else {

@@ -17,7 +17,7 @@ use super::address::check_peer_url;
 use super::frame::{FEDERATION_PATH, MAX_FED_FRAME_BYTES};
 use super::link::run_link;
 use super::peers::{key_id, PeerStatus};
-use super::wire::{pump, Pumped, Wire};
+use super::wire::{pump, Data, Pumped, Wire};
 use crate::node::{now, Node, SharedNode};
 
 /// `GET /federation`: a peer node linking with this one.
@@ -53,11 +53,15 @@ async fn accept_counted(socket: WebSocket, node: &SharedNode) {
     let (mut wire, reader, writer) = pump(
         socket,
         |m| match m {
-            AxMessage::Text(text) => Pumped::Text(text.as_str().to_owned()),
+            AxMessage::Text(text) => Pumped::Data(Data::Text(text.as_str().to_owned())),
+            AxMessage::Binary(bytes) => Pumped::Data(Data::Binary(bytes.to_vec())),
             AxMessage::Close(_) => Pumped::Close,
             _ => Pumped::Skip,
         },
-        |text| AxMessage::Text(text.into()),
+        |data| match data {
+            Data::Text(text) => AxMessage::Text(text.into()),
+            Data::Binary(bytes) => AxMessage::Binary(bytes.into()),
+        },
     );
     let mut challenge = [0u8; 32];
     rand::thread_rng().fill(&mut challenge);
@@ -115,7 +119,7 @@ async fn handshake(mut hs: Handshake, wire: &mut Wire, node: &Node) -> Option<Pu
     let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
     loop {
         while let Some(frame) = hs.poll_frame() {
-            if wire.tx.send(frame).await.is_err() {
+            if wire.tx.send(Data::Text(frame)).await.is_err() {
                 return None;
             }
         }
@@ -125,7 +129,14 @@ async fn handshake(mut hs: Handshake, wire: &mut Wire, node: &Node) -> Option<Pu
         let text = tokio::select! {
             _ = node.shutdown.cancelled() => return None,
             _ = tokio::time::sleep_until(deadline) => return None,
-            text = wire.rx.recv() => text?,
+            data = wire.rx.recv() => match data? {
+                Data::Text(text) => text,
+                Data::Binary(_) => {
+                    tracing::info!("link handshake failed: a binary frame before the handshake ended");
+                    node.metrics.reject("link_handshake");
+                    return None;
+                }
+            },
         };
         if let Err(e) = hs.handle(&text) {
             tracing::info!("link handshake failed: {e}");
@@ -259,11 +270,15 @@ async fn dial_once(
     let (mut wire, reader, writer) = pump(
         socket,
         |m| match m {
-            TMessage::Text(text) => Pumped::Text(text.as_str().to_owned()),
+            TMessage::Text(text) => Pumped::Data(Data::Text(text.as_str().to_owned())),
+            TMessage::Binary(bytes) => Pumped::Data(Data::Binary(bytes.to_vec())),
             TMessage::Close(_) => Pumped::Close,
             _ => Pumped::Skip,
         },
-        |text| TMessage::Text(text.into()),
+        |data| match data {
+            Data::Text(text) => TMessage::Text(text.into()),
+            Data::Binary(bytes) => TMessage::Binary(bytes.into()),
+        },
     );
     let mut challenge = [0u8; 32];
     rand::thread_rng().fill(&mut challenge);

@@ -1,15 +1,21 @@
 //! The frames two linked nodes exchange after the handshake, and their bounds.
 //!
+//! Control frames are JSON text; the bulk (ids, events, sync messages) travels as binary
+//! WebSocket messages, so catching up costs about the events' own bytes, not a text
+//! encoding of them.
+//!
 //! ```text
-//! {"type":"fed_groups","groups":[<group id>…]}                  groups the sender holds and the receiver may have
-//! {"type":"fed_sync","group":…,"session":n,"msg":<base64>}       a sync::Initiator message for one group
-//! {"type":"fed_sync_reply","group":…,"session":n,"msg":<base64>} the sync::Responder's answer
-//! {"type":"fed_fetch","ids":[<event id>…]}                       ask for events (at most FETCH_BATCH)
-//! {"type":"fed_events","events":[<base64>…],"missing":[…]}       the answer (at most EVENTS_REPLY_BYTES)
-//! {"type":"fed_event","event":<base64>,"seq":n}                  a newly stored event from the sender's queue
-//! {"type":"fed_ack","seq":n}                                     queued events up to n were handled
-//! {"type":"fed_error","code":…,"message":…}                       a refusal
+//! text   {"type":"fed_groups","groups":[<group id>…]}   groups the sender holds and the receiver may have
+//! text   {"type":"fed_ack","seq":n}                     queued events up to n were handled
+//! text   {"type":"fed_error","code":…,"message":…}      a refusal
+//! binary 0x01 sync        group(32) session(u32) message      a sync::Initiator message for one group
+//! binary 0x02 sync_reply  group(32) session(u32) message      the sync::Responder's answer
+//! binary 0x03 fetch       id(32)…                             ask for events (at most FETCH_BATCH)
+//! binary 0x04 events      n_missing(u32) id(32)… (len(u32) event)…   the answer (at most EVENTS_REPLY_BYTES)
+//! binary 0x05 event       seq(u64, 0 = none) event            a newly stored event from the sender's queue
 //! ```
+//!
+//! Integers are big-endian.
 //!
 //! SPEC.md §9.16 is the normative text.
 
@@ -23,7 +29,7 @@ pub const FEDERATION_PATH: &str = "/federation";
 pub const MAX_FED_FRAME_BYTES: usize = 4 * 1024 * 1024;
 /// Most ids one `fed_fetch` may ask for.
 pub const FETCH_BATCH: usize = 64;
-/// Most bytes of base64 events one `fed_events` answer carries (at least one event).
+/// Most bytes of events one `events` answer carries (at least one event).
 pub const EVENTS_REPLY_BYTES: usize = 1024 * 1024;
 /// Most group ids one `fed_groups` may carry.
 pub const MAX_GROUPS_PER_FRAME: usize = 10_000;
@@ -50,48 +56,11 @@ pub(super) const MAX_GROUPS_LISTED: usize = 100_000;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FedFrame {
-    /// Public groups the sender holds.
+    /// Groups the sender holds that the receiver may have: public ones, and private ones in
+    /// which the receiver hosts a member.
     FedGroups {
         /// Their ids.
         groups: Vec<GroupId>,
-    },
-    /// An initiator's sync message.
-    FedSync {
-        /// The group reconciled.
-        group: GroupId,
-        /// Which session of this link (a new number starts a new responder).
-        session: u32,
-        /// The message, base64.
-        msg: String,
-    },
-    /// A responder's answer.
-    FedSyncReply {
-        /// The group reconciled.
-        group: GroupId,
-        /// The session answered.
-        session: u32,
-        /// The message, base64.
-        msg: String,
-    },
-    /// A request for events.
-    FedFetch {
-        /// Their ids.
-        ids: Vec<EventId>,
-    },
-    /// Events asked for.
-    FedEvents {
-        /// The events, base64.
-        events: Vec<String>,
-        /// Ids the sender does not serve.
-        missing: Vec<EventId>,
-    },
-    /// A newly stored event, pushed from the sender's outbound queue.
-    FedEvent {
-        /// The event, base64.
-        event: String,
-        /// Its place in the sender's queue for this peer; answered with `fed_ack`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        seq: Option<u64>,
     },
     /// Every queued event up to `seq` was handled (stored, already held, or refused): the
     /// sender may forget them.
@@ -108,6 +77,190 @@ pub enum FedFrame {
     },
 }
 
+/// One binary frame of a link (see the module docs for the layout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinFrame {
+    /// An initiator's sync message for one group.
+    Sync {
+        /// The group reconciled.
+        group: GroupId,
+        /// Which session of this link (a new number starts a new responder).
+        session: u32,
+        /// The message.
+        msg: Vec<u8>,
+    },
+    /// A responder's answer.
+    SyncReply {
+        /// The group reconciled.
+        group: GroupId,
+        /// The session answered.
+        session: u32,
+        /// The message.
+        msg: Vec<u8>,
+    },
+    /// A request for events.
+    Fetch {
+        /// Their ids.
+        ids: Vec<EventId>,
+    },
+    /// Events asked for.
+    Events {
+        /// Ids the sender does not serve.
+        missing: Vec<EventId>,
+        /// The events' bytes.
+        events: Vec<Vec<u8>>,
+    },
+    /// A newly stored event, from the sender's outbound queue; answered with `fed_ack`.
+    Event {
+        /// Its place in the sender's queue for this peer.
+        seq: Option<u64>,
+        /// The event's bytes.
+        event: Vec<u8>,
+    },
+}
+
+/// A binary frame that does not follow the layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a binary link frame is malformed: {0}")]
+pub struct BinFrameError(&'static str);
+
+fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], BinFrameError> {
+    if bytes.len() < n {
+        return Err(BinFrameError("it ends too early"));
+    }
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
+}
+
+fn take_u32(bytes: &mut &[u8]) -> Result<u32, BinFrameError> {
+    let b = take(bytes, 4)?;
+    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn take_id(bytes: &mut &[u8]) -> Result<[u8; 32], BinFrameError> {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(take(bytes, 32)?);
+    Ok(id)
+}
+
+impl BinFrame {
+    /// The frame's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            BinFrame::Sync {
+                group,
+                session,
+                msg,
+            }
+            | BinFrame::SyncReply {
+                group,
+                session,
+                msg,
+            } => {
+                out.push(if matches!(self, BinFrame::Sync { .. }) {
+                    1
+                } else {
+                    2
+                });
+                out.extend_from_slice(group.as_bytes());
+                out.extend_from_slice(&session.to_be_bytes());
+                out.extend_from_slice(msg);
+            }
+            BinFrame::Fetch { ids } => {
+                out.push(3);
+                for id in ids {
+                    out.extend_from_slice(id.as_bytes());
+                }
+            }
+            BinFrame::Events { missing, events } => {
+                out.push(4);
+                out.extend_from_slice(&(missing.len() as u32).to_be_bytes());
+                for id in missing {
+                    out.extend_from_slice(id.as_bytes());
+                }
+                for event in events {
+                    out.extend_from_slice(&(event.len() as u32).to_be_bytes());
+                    out.extend_from_slice(event);
+                }
+            }
+            BinFrame::Event { seq, event } => {
+                out.push(5);
+                out.extend_from_slice(&seq.unwrap_or(0).to_be_bytes());
+                out.extend_from_slice(event);
+            }
+        }
+        out
+    }
+
+    /// Reads a frame; every byte must be accounted for.
+    pub fn decode(mut bytes: &[u8]) -> Result<BinFrame, BinFrameError> {
+        let b = &mut bytes;
+        let tag = take(b, 1)?[0];
+        let frame = match tag {
+            1 | 2 => {
+                let group = GroupId::from_bytes(take_id(b)?);
+                let session = take_u32(b)?;
+                let msg = std::mem::take(b).to_vec();
+                if tag == 1 {
+                    BinFrame::Sync {
+                        group,
+                        session,
+                        msg,
+                    }
+                } else {
+                    BinFrame::SyncReply {
+                        group,
+                        session,
+                        msg,
+                    }
+                }
+            }
+            3 => {
+                if b.len() % 32 != 0 || b.len() / 32 > FETCH_BATCH {
+                    return Err(BinFrameError(
+                        "a fetch holds whole 32-byte ids, at most FETCH_BATCH of them",
+                    ));
+                }
+                let mut ids = Vec::new();
+                while !b.is_empty() {
+                    ids.push(EventId::from_bytes(take_id(b)?));
+                }
+                BinFrame::Fetch { ids }
+            }
+            4 => {
+                let n = take_u32(b)? as usize;
+                if n > FETCH_BATCH {
+                    return Err(BinFrameError("more missing ids than a fetch may ask for"));
+                }
+                let mut missing = Vec::with_capacity(n);
+                for _ in 0..n {
+                    missing.push(EventId::from_bytes(take_id(b)?));
+                }
+                let mut events = Vec::new();
+                while !b.is_empty() {
+                    if events.len() >= FETCH_BATCH {
+                        return Err(BinFrameError("more events than a fetch may ask for"));
+                    }
+                    let len = take_u32(b)? as usize;
+                    events.push(take(b, len)?.to_vec());
+                }
+                BinFrame::Events { missing, events }
+            }
+            5 => {
+                let seq = u64::from_be_bytes(take(b, 8)?.try_into().unwrap_or([0; 8]));
+                BinFrame::Event {
+                    seq: (seq != 0).then_some(seq),
+                    event: std::mem::take(b).to_vec(),
+                }
+            }
+            _ => return Err(BinFrameError("unknown frame type")),
+        };
+        Ok(frame)
+    }
+}
+
 impl FedFrame {
     /// The frame as JSON text.
     pub fn encode(&self) -> String {
@@ -121,27 +274,60 @@ mod tests {
 
     #[test]
     fn frames_are_tagged_json_and_unknown_ones_are_refused() {
-        let frame = FedFrame::FedFetch { ids: vec![] };
-        assert_eq!(frame.encode(), r#"{"type":"fed_fetch","ids":[]}"#);
+        let frame = FedFrame::FedAck { seq: 7 };
+        assert_eq!(frame.encode(), r#"{"type":"fed_ack","seq":7}"#);
         assert!(serde_json::from_str::<FedFrame>(r#"{"type":"fed_nonsense"}"#).is_err());
-        assert!(
-            serde_json::from_str::<FedFrame>(r#"{"type":"fed_fetch","ids":[],"x":1}"#).is_err()
-        );
+        assert!(serde_json::from_str::<FedFrame>(r#"{"type":"fed_ack","seq":1,"x":1}"#).is_err());
     }
 
     #[test]
-    fn queued_events_carry_a_sequence_number_and_acks_name_it() {
-        let frame = FedFrame::FedEvent {
-            event: "AA".into(),
-            seq: Some(7),
+    fn binary_frames_round_trip_and_malformed_ones_are_refused() {
+        let id = |n: u8| EventId::from_bytes([n; 32]);
+        let frames = [
+            BinFrame::Sync {
+                group: GroupId::from_bytes([9; 32]),
+                session: 3,
+                msg: vec![1, 2, 3],
+            },
+            BinFrame::SyncReply {
+                group: GroupId::from_bytes([9; 32]),
+                session: 4,
+                msg: vec![],
+            },
+            BinFrame::Fetch {
+                ids: vec![id(1), id(2)],
+            },
+            BinFrame::Events {
+                missing: vec![id(3)],
+                events: vec![vec![7; 10], vec![8; 3]],
+            },
+            BinFrame::Event {
+                seq: Some(7),
+                event: vec![5; 4],
+            },
+            BinFrame::Event {
+                seq: None,
+                event: vec![5; 4],
+            },
+        ];
+        for frame in frames {
+            assert_eq!(BinFrame::decode(&frame.encode()).unwrap(), frame);
+        }
+        for bad in [
+            &[][..],
+            &[0][..],
+            &[9, 1][..],
+            &[1, 0, 0][..],
+            &[3, 1, 2][..],
+            &[4, 0, 0, 0, 1][..],
+            &[4, 0, 0, 0, 0, 0, 0, 0, 5, 1][..],
+            &[5, 0, 0][..],
+        ] {
+            assert!(BinFrame::decode(bad).is_err(), "{bad:?}");
+        }
+        let too_many = BinFrame::Fetch {
+            ids: (0..=FETCH_BATCH as u8).map(id).collect(),
         };
-        assert_eq!(
-            frame.encode(),
-            r#"{"type":"fed_event","event":"AA","seq":7}"#
-        );
-        let ack: FedFrame = serde_json::from_str(r#"{"type":"fed_ack","seq":7}"#).unwrap();
-        assert!(matches!(ack, FedFrame::FedAck { seq: 7 }));
-        let bare: FedFrame = serde_json::from_str(r#"{"type":"fed_event","event":"AA"}"#).unwrap();
-        assert!(matches!(bare, FedFrame::FedEvent { seq: None, .. }));
+        assert!(BinFrame::decode(&too_many.encode()).is_err());
     }
 }

@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kith_protocol::encoding::{from_base64, to_base64};
 use kith_protocol::event::{Event, EventId, GroupId};
 use kith_protocol::frame::{ErrorCode, Filter};
 use kith_protocol::group::GROUP_CREATE;
@@ -27,7 +26,7 @@ use tokio::sync::broadcast;
 use super::frame::*;
 use super::registry::LinkedGuard;
 use super::route::may_serve;
-use super::wire::Wire;
+use super::wire::{Data, Wire};
 use crate::groups::in_group;
 use crate::node::{Node, Rejection, SharedNode};
 use crate::ratelimit::Bucket;
@@ -74,6 +73,15 @@ fn group_set(
     Ok((set, true))
 }
 
+/// An event to send to a peer; `None` if it is not stored or its record is damaged (logged:
+/// a damaged record is never sent, and does not hold up the events after it).
+fn readable(store: &dyn crate::store::Store, id: &EventId) -> Option<Event> {
+    store.get_event(id).unwrap_or_else(|e| {
+        tracing::error!(event = %id, "not sending a stored event: {e}");
+        None
+    })
+}
+
 /// What became of one event from the peer.
 enum Ingested {
     Stored,
@@ -102,6 +110,8 @@ struct Link<'a> {
     requested: HashSet<EventId>,
     in_flight: Option<Vec<EventId>>,
     pending: HashMap<EventId, Vec<u8>>,
+    /// For each id cited by a waiting event: the waiting events citing it.
+    waiting_on: HashMap<EventId, Vec<EventId>>,
     bad_frames: u32,
 }
 
@@ -127,6 +137,7 @@ pub(super) async fn run_link(node: &SharedNode, wire: Wire, peer: PublicKey) {
         requested: HashSet::new(),
         in_flight: None,
         pending: HashMap::new(),
+        waiting_on: HashMap::new(),
         bad_frames: 0,
     };
     run_announced(&mut link, &mut live, &mut queued).await;
@@ -170,8 +181,8 @@ async fn run_announced(
         let keep = tokio::select! {
             changed = queued.changed() => changed.is_ok() && link.drain_outbox().await,
             _ = node.shutdown.cancelled() => false,
-            text = link.wire.rx.recv() => match text {
-                Some(text) => link.on_frame(&text).await,
+            data = link.wire.rx.recv() => match data {
+                Some(data) => link.on_data(data).await,
                 None => false,
             },
             announced = live.recv() => match announced {
@@ -202,12 +213,19 @@ impl Link<'_> {
     }
 
     async fn send(&self, frame: FedFrame) -> bool {
-        let text = frame.encode();
+        self.send_data(Data::Text(frame.encode())).await
+    }
+
+    async fn send_bin(&self, frame: BinFrame) -> bool {
+        self.send_data(Data::Binary(frame.encode())).await
+    }
+
+    async fn send_data(&self, data: Data) -> bool {
         self.node
             .metrics
             .federation_bytes_sent
-            .fetch_add(text.len() as u64, Relaxed);
-        self.wire.tx.send(text).await.is_ok()
+            .fetch_add(data.len() as u64, Relaxed);
+        self.wire.tx.send(data).await.is_ok()
     }
 
     /// Sends queued events for this peer, up to [`OUTBOX_WINDOW`] unacknowledged, if this
@@ -229,7 +247,7 @@ impl Link<'_> {
                 .blocking(move |s| {
                     let mut out = Vec::new();
                     for entry in s.outbox_peek(&peer, after, room)? {
-                        let event = s.get_event(&entry.id)?;
+                        let event = readable(s, &entry.id);
                         let allowed = match &event {
                             Some(e) => match in_group(e) {
                                 Some(g) => may_serve(&node, &g, &peer)?,
@@ -261,11 +279,11 @@ impl Link<'_> {
                             .metrics
                             .federation_events_sent
                             .fetch_add(1, Relaxed);
-                        let frame = FedFrame::FedEvent {
-                            event: to_base64(&event.encode()),
+                        let frame = BinFrame::Event {
+                            event: event.encode(),
                             seq: Some(seq),
                         };
-                        if !self.send(frame).await {
+                        if !self.send_bin(frame).await {
                             return false;
                         }
                     }
@@ -326,12 +344,12 @@ impl Link<'_> {
             let mut initiator = Initiator::new(set, sync::Config::default());
             self.sessions = self.sessions.wrapping_add(1);
             if let Some(msg) = initiator.poll_transmit() {
-                let frame = FedFrame::FedSync {
+                let frame = BinFrame::Sync {
                     group,
                     session: self.sessions,
-                    msg: to_base64(&msg),
+                    msg,
                 };
-                if !self.send(frame).await {
+                if !self.send_bin(frame).await {
                     return false;
                 }
                 self.current = Some((group, self.sessions, initiator));
@@ -341,16 +359,16 @@ impl Link<'_> {
             let n = self.fetch_queue.len().min(FETCH_BATCH);
             let ids: Vec<EventId> = self.fetch_queue.drain(..n).collect();
             self.in_flight = Some(ids.clone());
-            return self.send(FedFrame::FedFetch { ids }).await;
+            return self.send_bin(BinFrame::Fetch { ids }).await;
         }
         true
     }
 
-    async fn on_frame(&mut self, text: &str) -> bool {
+    async fn on_data(&mut self, data: Data) -> bool {
         self.node
             .metrics
             .federation_bytes_received
-            .fetch_add(text.len() as u64, Relaxed);
+            .fetch_add(data.len() as u64, Relaxed);
         if !self.frames.take(Instant::now()) {
             tracing::warn!(peer = %self.peer, "a peer sent frames faster than {FRAMES_PER_SECOND}/s; closing the link");
             self.node.metrics.reject("federation_rate_limited");
@@ -362,11 +380,52 @@ impl Link<'_> {
                 .await;
             return false;
         }
-        if text.len() > MAX_FED_FRAME_BYTES {
+        if data.len() > MAX_FED_FRAME_BYTES {
             return self
                 .refuse(ErrorCode::FrameTooLarge, "link frames are at most 4 MiB")
                 .await;
         }
+        match data {
+            Data::Text(text) => self.on_text(&text).await,
+            Data::Binary(bytes) => self.on_binary(&bytes).await,
+        }
+    }
+
+    async fn on_binary(&mut self, bytes: &[u8]) -> bool {
+        let frame = match BinFrame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => return self.refuse(ErrorCode::BadFrame, e.to_string()).await,
+        };
+        match frame {
+            BinFrame::Sync {
+                group,
+                session,
+                msg,
+            } => self.on_sync(group, session, &msg).await,
+            BinFrame::SyncReply {
+                group,
+                session,
+                msg,
+            } => self.on_sync_reply(group, session, &msg).await,
+            BinFrame::Fetch { ids } => self.on_fetch(ids).await,
+            BinFrame::Events { missing, events } => self.on_events(events, missing).await,
+            BinFrame::Event { event, seq } => {
+                self.node
+                    .metrics
+                    .federation_events_received
+                    .fetch_add(1, Relaxed);
+                let kept = self.take(event, None).await;
+                // Handled, whatever became of it: the sender may forget it. What could not
+                // be stored yet (missing parents) is fetched, or reconciled on the next link.
+                match seq {
+                    Some(seq) if kept => self.send(FedFrame::FedAck { seq }).await,
+                    _ => kept,
+                }
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> bool {
         let frame: FedFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
@@ -397,37 +456,6 @@ impl Link<'_> {
                 self.forget_acked(Some(seq)).await;
                 self.drain_outbox().await
             }
-            FedFrame::FedSync {
-                group,
-                session,
-                msg,
-            } => self.on_sync(group, session, &msg).await,
-            FedFrame::FedSyncReply {
-                group,
-                session,
-                msg,
-            } => self.on_sync_reply(group, session, &msg).await,
-            FedFrame::FedFetch { ids } => self.on_fetch(ids).await,
-            FedFrame::FedEvents { events, missing } => self.on_events(events, missing).await,
-            FedFrame::FedEvent { event, seq } => {
-                self.node
-                    .metrics
-                    .federation_events_received
-                    .fetch_add(1, Relaxed);
-                let kept = match from_base64(&event) {
-                    Ok(bytes) => self.take(bytes, None).await,
-                    Err(_) => {
-                        self.refuse(ErrorCode::MalformedEvent, "the event is not base64")
-                            .await
-                    }
-                };
-                // Handled, whatever became of it: the sender may forget it. What could not
-                // be stored yet (missing parents) is fetched, or reconciled on the next link.
-                match seq {
-                    Some(seq) if kept => self.send(FedFrame::FedAck { seq }).await,
-                    _ => kept,
-                }
-            }
             FedFrame::FedError { code, message } => {
                 tracing::info!(peer = %self.peer, ?code, "the peer refused something: {message}");
                 true
@@ -435,12 +463,7 @@ impl Link<'_> {
         }
     }
 
-    async fn on_sync(&mut self, group: GroupId, session: u32, msg: &str) -> bool {
-        let Ok(bytes) = from_base64(msg) else {
-            return self
-                .refuse(ErrorCode::BadFrame, "the sync message is not base64")
-                .await;
-        };
+    async fn on_sync(&mut self, group: GroupId, session: u32, bytes: &[u8]) -> bool {
         if self
             .responders
             .get(&group)
@@ -478,7 +501,7 @@ impl Link<'_> {
         let Some((_, responder)) = self.responders.get_mut(&group) else {
             return true;
         };
-        if let Err(e) = responder.handle_message(&bytes) {
+        if let Err(e) = responder.handle_message(bytes) {
             self.responders.remove(&group);
             return self
                 .refuse(ErrorCode::BadFrame, format!("sync failed: {e}"))
@@ -486,10 +509,10 @@ impl Link<'_> {
         }
         match responder.poll_transmit() {
             Some(answer) => {
-                self.send(FedFrame::FedSyncReply {
+                self.send_bin(BinFrame::SyncReply {
                     group,
                     session,
-                    msg: to_base64(&answer),
+                    msg: answer,
                 })
                 .await
             }
@@ -497,7 +520,7 @@ impl Link<'_> {
         }
     }
 
-    async fn on_sync_reply(&mut self, group: GroupId, session: u32, msg: &str) -> bool {
+    async fn on_sync_reply(&mut self, group: GroupId, session: u32, bytes: &[u8]) -> bool {
         let matches = self
             .current
             .as_ref()
@@ -507,16 +530,10 @@ impl Link<'_> {
                 .refuse(ErrorCode::BadFrame, "no such sync session")
                 .await;
         }
-        let Ok(bytes) = from_base64(msg) else {
-            self.current = None;
-            return self
-                .refuse(ErrorCode::BadFrame, "the sync message is not base64")
-                .await;
-        };
         let Some((_, _, mut initiator)) = self.current.take() else {
             return true;
         };
-        if let Err(e) = initiator.handle_message(&bytes) {
+        if let Err(e) = initiator.handle_message(bytes) {
             tracing::info!(peer = %self.peer, %group, "sync failed: {e}");
             return true;
         }
@@ -538,13 +555,13 @@ impl Link<'_> {
         }
         match initiator.poll_transmit() {
             Some(next) => {
-                let frame = FedFrame::FedSync {
+                let frame = BinFrame::Sync {
                     group,
                     session,
-                    msg: to_base64(&next),
+                    msg: next,
                 };
                 self.current = Some((group, session, initiator));
-                self.send(frame).await
+                self.send_bin(frame).await
             }
             None => true,
         }
@@ -565,7 +582,7 @@ impl Link<'_> {
                 let mut missing = Vec::new();
                 let mut bytes = 0;
                 for id in ids {
-                    let served = match s.get_event(&id)? {
+                    let served = match readable(s, &id) {
                         Some(e) => match in_group(&e) {
                             Some(g) if may_serve(&node, &g, &peer)? => Some(e),
                             _ => None,
@@ -574,13 +591,13 @@ impl Link<'_> {
                     };
                     match served {
                         Some(e) => {
-                            let text = to_base64(&e.encode());
-                            if !events.is_empty() && bytes + text.len() > EVENTS_REPLY_BYTES {
+                            let encoded = e.encode();
+                            if !events.is_empty() && bytes + encoded.len() > EVENTS_REPLY_BYTES {
                                 // Not sent, not missing: the peer asks again.
                                 continue;
                             }
-                            bytes += text.len();
-                            events.push(text);
+                            bytes += encoded.len();
+                            events.push(encoded);
                         }
                         None => missing.push(id),
                     }
@@ -589,12 +606,12 @@ impl Link<'_> {
             })
             .await;
         match found {
-            Ok((events, missing)) => self.send(FedFrame::FedEvents { events, missing }).await,
+            Ok((events, missing)) => self.send_bin(BinFrame::Events { missing, events }).await,
             Err(e) => self.refuse(e.code, e.message).await,
         }
     }
 
-    async fn on_events(&mut self, events: Vec<String>, missing: Vec<EventId>) -> bool {
+    async fn on_events(&mut self, events: Vec<Vec<u8>>, missing: Vec<EventId>) -> bool {
         let Some(asked) = self.in_flight.take() else {
             return self
                 .refuse(ErrorCode::BadFrame, "fed_events without a fed_fetch")
@@ -606,16 +623,7 @@ impl Link<'_> {
                 .await;
         }
         let mut got = HashSet::new();
-        for text in events {
-            let Ok(bytes) = from_base64(&text) else {
-                if !self
-                    .refuse(ErrorCode::MalformedEvent, "an event is not base64")
-                    .await
-                {
-                    return false;
-                }
-                continue;
-            };
+        for bytes in events {
             let id = match Event::decode(&bytes) {
                 Ok(e) => e.id(),
                 Err(e) => {
@@ -657,14 +665,14 @@ impl Link<'_> {
     async fn take(&mut self, bytes: Vec<u8>, expected: Option<EventId>) -> bool {
         match self.ingest(&bytes, expected).await {
             Ingested::Stored => {
-                self.follow_group_of(&bytes);
-                self.retry_pending().await;
+                if let Ok(event) = Event::decode(&bytes) {
+                    self.follow_group_of(&event);
+                    self.retry_waiting_on(event.id()).await;
+                }
                 true
             }
             Ingested::Waiting(event) => {
-                if self.pending.len() < MAX_PENDING {
-                    self.pending.insert(event.id(), bytes);
-                }
+                self.hold(&event, bytes);
                 let mut wanted: Vec<EventId> = event.header().parents.clone();
                 if let Some(g) = event.group() {
                     wanted.push(EventId::from_bytes(*g.as_bytes()));
@@ -676,6 +684,15 @@ impl Link<'_> {
                 }
                 true
             }
+            // A group rule or a node refusal saying no is not the peer's fault (its view of
+            // the group may differ, or this node refuses the group): answered, not counted.
+            Ingested::Refused(r) if r.code == ErrorCode::NotAllowed => {
+                self.send(FedFrame::FedError {
+                    code: r.code,
+                    message: r.message,
+                })
+                .await
+            }
             Ingested::Refused(r) => self.refuse(r.code, r.message).await,
         }
     }
@@ -683,12 +700,10 @@ impl Link<'_> {
     /// After storing an event of a group this link did not follow yet (a group the peer
     /// just started to share with us), reconciles the whole group, not only the event's
     /// ancestors.
-    fn follow_group_of(&mut self, bytes: &[u8]) {
-        if let Ok(event) = Event::decode(bytes) {
-            if let Some(group) = in_group(&event) {
-                if self.peer_groups.insert(group) {
-                    self.queue_sync(group);
-                }
+    fn follow_group_of(&mut self, event: &Event) {
+        if let Some(group) = in_group(event) {
+            if self.peer_groups.insert(group) {
+                self.queue_sync(group);
             }
         }
     }
@@ -710,24 +725,37 @@ impl Link<'_> {
         }
     }
 
-    /// Stores the waiting events whose parents have arrived.
-    async fn retry_pending(&mut self) {
-        loop {
-            let mut progressed = false;
-            let waiting: Vec<(EventId, Vec<u8>)> = self.pending.drain().collect();
-            for (id, bytes) in waiting {
-                match self.ingest(&bytes, Some(id)).await {
-                    Ingested::Stored => progressed = true,
-                    Ingested::Waiting(_) => {
-                        self.pending.insert(id, bytes);
-                    }
+    /// Keeps an event whose parents (or group) are missing until they arrive (bounded).
+    fn hold(&mut self, event: &Event, bytes: Vec<u8>) {
+        if self.pending.len() >= MAX_PENDING {
+            return;
+        }
+        let id = event.id();
+        self.pending.insert(id, bytes);
+        let group = event.group().map(|g| EventId::from_bytes(*g.as_bytes()));
+        for cited in event.header().parents.iter().copied().chain(group) {
+            self.waiting_on.entry(cited).or_default().push(id);
+        }
+    }
+
+    /// Stores the waiting events that cited `stored`, and in turn those citing them. Only
+    /// the events waiting on something that just arrived are tried again, so a long
+    /// out-of-order catch-up costs one retry per event, not one per waiting event.
+    async fn retry_waiting_on(&mut self, stored: EventId) {
+        let mut arrived = vec![stored];
+        while let Some(id) = arrived.pop() {
+            for child in self.waiting_on.remove(&id).unwrap_or_default() {
+                let Some(bytes) = self.pending.remove(&child) else {
+                    continue;
+                };
+                match self.ingest(&bytes, Some(child)).await {
+                    Ingested::Stored => arrived.push(child),
+                    // Still missing another parent: wait on it again.
+                    Ingested::Waiting(event) => self.hold(&event, bytes),
                     Ingested::Refused(r) => {
-                        tracing::info!(peer = %self.peer, event = %id, "refused an event from a peer: {}", r.message);
+                        tracing::info!(peer = %self.peer, event = %child, "refused an event from a peer: {}", r.message);
                     }
                 }
-            }
-            if !progressed || self.pending.is_empty() {
-                return;
             }
         }
     }

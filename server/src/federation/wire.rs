@@ -1,36 +1,55 @@
 //! A WebSocket (axum's on the listening side, tokio-tungstenite's on the dialing side) seen
-//! as two queues of text frames, so the link code is the same for both libraries.
+//! as two queues of messages (JSON text or binary), so the link code is the same for both
+//! libraries.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::frame::{FedFrame, QUEUE};
 
-/// Text frames in and out of one link, whatever the WebSocket library.
+/// One WebSocket message of a link.
+pub(super) enum Data {
+    /// A JSON frame (handshake, control frames).
+    Text(String),
+    /// A binary frame (events, ids, sync messages).
+    Binary(Vec<u8>),
+}
+
+impl Data {
+    /// Its size on the wire, payload only.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Data::Text(t) => t.len(),
+            Data::Binary(b) => b.len(),
+        }
+    }
+}
+
+/// Messages in and out of one link, whatever the WebSocket library.
 pub(super) struct Wire {
-    pub(super) rx: mpsc::Receiver<String>,
-    pub(super) tx: mpsc::Sender<String>,
+    pub(super) rx: mpsc::Receiver<Data>,
+    pub(super) tx: mpsc::Sender<Data>,
 }
 
 impl Wire {
     pub(super) async fn send(&self, frame: &FedFrame) -> bool {
-        self.tx.send(frame.encode()).await.is_ok()
+        self.tx.send(Data::Text(frame.encode())).await.is_ok()
     }
 }
 
 /// What the reader does with one incoming WebSocket message.
 pub(super) enum Pumped {
-    Text(String),
+    Data(Data),
     Close,
     Skip,
 }
 
 /// Spawns the reader and writer tasks that turn a WebSocket (axum's on the listening side,
-/// tokio-tungstenite's on the dialing side) into a [`Wire`] of text frames.
+/// tokio-tungstenite's on the dialing side) into a [`Wire`].
 pub(super) fn pump<S, M, E>(
     socket: S,
     read: fn(M) -> Pumped,
-    write: fn(String) -> M,
+    write: fn(Data) -> M,
 ) -> (
     Wire,
     tokio::task::JoinHandle<()>,
@@ -42,23 +61,23 @@ where
     E: Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel::<String>(QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(QUEUE);
+    let (in_tx, in_rx) = mpsc::channel::<Data>(QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Data>(QUEUE);
     let reader = tokio::spawn(async move {
         while let Some(Ok(message)) = stream.next().await {
-            let text = match read(message) {
-                Pumped::Text(text) => text,
+            let data = match read(message) {
+                Pumped::Data(data) => data,
                 Pumped::Close => break,
                 Pumped::Skip => continue,
             };
-            if in_tx.send(text).await.is_err() {
+            if in_tx.send(data).await.is_err() {
                 break;
             }
         }
     });
     let writer = tokio::spawn(async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(write(text)).await.is_err() {
+        while let Some(data) = out_rx.recv().await {
+            if sink.send(write(data)).await.is_err() {
                 break;
             }
         }

@@ -109,8 +109,32 @@ impl SledStore {
         })
     }
 
+    /// An event for a listing (query, group load): a damaged record is logged and left out,
+    /// so one altered record does not make the rest unreadable.
+    fn listed(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        match self.get_event(id) {
+            Err(StoreError::Corrupt(why)) => {
+                tracing::error!("left a damaged event record out: {why}; restore it from a backup");
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// Reads a stored event back, refusing one whose body no longer matches its signed
+    /// header (the record was altered on disk): a node never serves what it cannot vouch
+    /// for. (The signature is not re-checked on every read; the id and body hash are cheap.)
     fn decode(bytes: &[u8]) -> Result<Event, StoreError> {
-        Event::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+        let event = Event::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Some(body) = event.body() {
+            if !event.header().matches_body(body) {
+                return Err(StoreError::Corrupt(format!(
+                    "event {} has a body that does not match its signed header",
+                    event.id()
+                )));
+            }
+        }
+        Ok(event)
     }
 
     /// Walks one index range newest-first, collecting events that match.
@@ -139,7 +163,7 @@ impl SledStore {
             let id: [u8; 32] = key[key.len() - 32..]
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("short index key".into()))?;
-            if let Some(event) = self.get_event(&EventId::from_bytes(id))? {
+            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
                 if filter.matches(&event) {
                     out.push(event);
                     found += 1;
@@ -205,11 +229,17 @@ impl Store for SledStore {
     }
 
     fn get_event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
-        self.events
-            .get(id.as_bytes())
-            .map_err(engine)?
-            .map(|bytes| Self::decode(&bytes))
-            .transpose()
+        let Some(bytes) = self.events.get(id.as_bytes()).map_err(engine)? else {
+            return Ok(None);
+        };
+        let event = Self::decode(&bytes)?;
+        if event.id() != *id {
+            return Err(StoreError::Corrupt(format!(
+                "the record stored under event {id} holds event {}",
+                event.id()
+            )));
+        }
+        Ok(Some(event))
     }
 
     fn query(
@@ -221,7 +251,7 @@ impl Store for SledStore {
         let mut out = Vec::new();
         if let Some(ids) = &filter.ids {
             for id in ids {
-                if let Some(event) = self.get_event(id)? {
+                if let Some(event) = self.listed(id)? {
                     if filter.matches(&event) {
                         out.push(event);
                     }
@@ -267,7 +297,7 @@ impl Store for SledStore {
             let id: [u8; 32] = key[key.len() - 32..]
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("short index key".into()))?;
-            if let Some(event) = self.get_event(&EventId::from_bytes(id))? {
+            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
                 out.push(event);
             }
         }
@@ -412,6 +442,41 @@ fn decode_peer(bytes: &[u8]) -> Result<Peer, StoreError> {
 mod tests {
     use super::*;
     use crate::federation::peers::PeerStatus;
+
+    #[test]
+    fn a_record_altered_on_disk_is_refused_not_served() {
+        use kith_protocol::event::{EventBuilder, Timestamp};
+        use kith_protocol::kind::{Kind, PostBody};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let key = kith_protocol::SecretKey::from_seed(&[3; 32]);
+        let post = |text: &str| {
+            let body = PostBody { text: text.into() }.to_bytes();
+            let event = EventBuilder::new(Kind::POST, Timestamp(1_000), body)
+                .sign(&key)
+                .unwrap();
+            let limits = kith_protocol::validate::Limits::default();
+            kith_protocol::validate::validate(&event.encode(), None, Timestamp(2_000), &limits)
+                .unwrap()
+        };
+        let (ten, other) = (post("10 loaves"), post("something else"));
+        store.put_events(&[ten.clone(), other.clone()]).unwrap();
+        assert!(store.get_event(&ten.id()).unwrap().is_some());
+        // Same length, different text: the body no longer matches the signed hash.
+        let mut altered = ten.encode();
+        let at = altered.windows(9).position(|w| w == b"10 loaves").unwrap();
+        altered[at] = b'9';
+        store.events.insert(ten.id().as_bytes(), altered).unwrap();
+        let err = store.get_event(&ten.id()).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        // A record moved under another event's id is refused too.
+        store
+            .events
+            .insert(other.id().as_bytes(), ten.encode())
+            .unwrap();
+        let err = store.get_event(&other.id()).unwrap_err();
+        assert!(err.to_string().contains("holds event"), "{err}");
+    }
 
     #[test]
     fn peers_round_trip_and_survive_reopening() {

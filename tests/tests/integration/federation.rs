@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use kith_client::{Connection, SubscriptionItem};
-use kith_protocol::encoding::to_base64;
 use kith_protocol::event::Timestamp;
 use kith_protocol::frame::Filter;
 use kith_protocol::group::body::Visibility;
-use kith_protocol::link::Dialer;
 use kith_protocol::{Event, GroupId, SecretKey};
+use kith_tests::link::{next_text, raw_link};
 use kith_tests::node::{eventually, federated_with, group_digest, holds_event};
 use kith_tests::{seeded_key, TestGroup, TestNode};
 use tokio_tungstenite::tungstenite::Message;
@@ -191,41 +190,12 @@ async fn a_private_group_never_reaches_the_follower() {
     assert!(digest(&b, private.id).await.is_none());
 }
 
-/// Completes the link handshake with `own` as a dialer to `node`, returning the socket.
-async fn raw_link(
-    node: &TestNode,
-    own: &SecretKey,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!("{}/federation", node.url().replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut dialer = Dialer::new(own.clone(), None, [7u8; 32], kith_client::now());
-    loop {
-        while let Some(frame) = dialer.poll_frame() {
-            ws.send(Message::Text(frame.into())).await.unwrap();
-        }
-        if dialer.is_established().is_some() {
-            return ws;
-        }
-        let text = next_text(&mut ws).await;
-        dialer.handle_frame(&text, kith_client::now()).unwrap();
-    }
-}
-
-async fn next_text(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> String {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(WAIT_SECS), ws.next())
-            .await
-            .expect("the node answers")
-            .expect("the link is open")
-            .unwrap();
-        if let Message::Text(text) = message {
-            return text.as_str().to_owned();
-        }
-    }
+/// A binary link `event` frame (type 5) carrying `bytes`, with no queue sequence number.
+fn event_frame(bytes: &[u8]) -> Vec<u8> {
+    let mut frame = vec![5u8];
+    frame.extend_from_slice(&0u64.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    frame
 }
 
 #[tokio::test]
@@ -237,9 +207,8 @@ async fn a_tampered_event_from_a_peer_is_refused_and_not_stored() {
     let mut bytes = good.encode();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01; // the body no longer matches its hash
-    let mut ws = raw_link(&b, &SecretKey::generate(&mut rand::rngs::OsRng)).await;
-    let frame = serde_json::json!({"type": "fed_event", "event": to_base64(&bytes)});
-    ws.send(Message::Text(frame.to_string().into()))
+    let mut ws = raw_link(&b.url(), &SecretKey::generate(&mut rand::rngs::OsRng)).await;
+    ws.send(Message::Binary(event_frame(&bytes).into()))
         .await
         .unwrap();
     let refusal = loop {
@@ -274,8 +243,7 @@ async fn a_tampered_event_from_a_peer_is_refused_and_not_stored() {
     let mut other = TestGroup::create(&stranger, "elsewhere", Visibility::Public, ms_ago(1000));
     let post = other.post(&stranger, "from another node");
     for event in [&other.genesis, &post] {
-        let frame = serde_json::json!({"type": "fed_event", "event": to_base64(&event.encode())});
-        ws.send(Message::Text(frame.to_string().into()))
+        ws.send(Message::Binary(event_frame(&event.encode()).into()))
             .await
             .unwrap();
     }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use kith_client::{Connection, KeyStore, ProfileName};
 use kith_protocol::group::body::NodeRef;
+use kith_protocol::group::rules::Who;
+use kith_protocol::group::Rules;
 use kith_protocol::{GroupId, PublicKey, SecretKey};
 use kith_tests::node::{federated_with, get_json};
 use kith_tests::TestNode;
@@ -122,9 +124,18 @@ fn home(node: &TestNode) -> NodeRef {
 /// A group created with `kith group create` on `node` by `founder`; gives its id.
 async fn create(founder: &Person, node: &TestNode, private: bool) -> GroupId {
     let url = node.url();
+    // Any member may invite, so the founder can invite without a first decision.
+    let rules = Rules {
+        invite: Who::AnyMember,
+        ..Rules::mutual_aid_default()
+    };
+    let rules_file = founder.home.path().join("rules.json");
+    std::fs::write(&rules_file, serde_json::to_string(&rules).unwrap()).unwrap();
     let mut args = vec![
         "group",
         "create",
+        "--rules",
+        rules_file.to_str().unwrap(),
         "Tenants' Union",
         "--purpose",
         "Organising our building",
@@ -250,7 +261,8 @@ async fn a_malformed_join_code_is_explained() {
     let (a, b) = two_nodes().await;
     let ada = Person::registered_on(&[&a]).await;
     let bo = Person::registered_on(&[&b]).await;
-    let group = create(&ada, &a, false).await;
+    // Private, so B does not receive it until a member lives there.
+    let group = create(&ada, &a, true).await;
     let code = invite(&ada, &a, group).await;
     let cut = &code[..code.find('@').unwrap()];
     let refused = bo.fails(&["group", "join", cut, "--node", &b.url()]).await;

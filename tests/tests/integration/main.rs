@@ -2,10 +2,14 @@
 //! Shared helpers live in the `kith_tests` library (tests/src), never here.
 
 mod bad_input;
+mod catchup;
 mod cli;
 mod cluster;
 
 mod durability;
+mod fed_hostile;
+mod fed_partitions;
+mod fed_scenarios;
 mod federation;
 mod groups;
 mod homes_cli;

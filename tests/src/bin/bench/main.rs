@@ -1,7 +1,7 @@
 //! The node benchmark: a real `kithd` process on loopback, measured from outside.
 //!
 //! ```text
-//! cargo run --release -p kith-tests --bin bench -- [--quick] [ingest] [fanout] [memory]
+//! cargo run --release -p kith-tests --bin bench -- [--quick] [ingest] [fanout] [memory] [catchup]
 //! ```
 //!
 //! - `ingest`: durable events per second with 1, 10 and 100 concurrent publishers, and the
@@ -10,6 +10,8 @@
 //!   from just before publishing to receipt at each subscriber.
 //! - `memory`: the node's resident memory idle, with 1,000 and 10,000 idle WebSockets, and
 //!   after ingesting 100k events.
+//! - `catchup`: a node 100k events behind (5k with `--quick`) catches up a public group from
+//!   a peer; time, and bytes on the wire versus the bytes of the missing events.
 //!
 //! Every scenario starts its own node with a fresh data directory. With no scenario named,
 //! all run. `--quick` uses smaller counts (for a smoke test; its numbers are rough).
@@ -23,7 +25,7 @@ mod wire;
 
 use std::time::Instant;
 
-const USAGE: &str = "usage: bench [--quick] [ingest] [fanout] [memory]";
+const USAGE: &str = "usage: bench [--quick] [ingest] [fanout] [memory] [catchup]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--quick" => quick = true,
-            "ingest" | "fanout" | "memory" => chosen.push(arg),
+            "ingest" | "fanout" | "memory" | "catchup" => chosen.push(arg),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -63,6 +65,18 @@ async fn main() -> anyhow::Result<()> {
         let lines = match scenario.as_str() {
             "ingest" => ingest::scenario(&kithd, quick).await?,
             "fanout" => fanout::scenario(&kithd, quick).await?,
+            "catchup" => {
+                let posts = if quick { 5_000 } else { 100_000 };
+                println!("== catch-up: a node {posts} events behind ==");
+                let run = kith_tests::catchup::run(
+                    Some(&kithd),
+                    posts,
+                    std::time::Duration::from_secs(1800),
+                )
+                .await;
+                println!("{}", run.line());
+                vec![run.line()]
+            }
             _ => memory::scenario(&kithd, quick, fd_limit).await?,
         };
         summary.extend(lines);
