@@ -77,15 +77,15 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with extra settings per node: `extra_toml(i)` for node `i`.
     pub async fn start_with(n: usize, extra_toml: impl Fn(usize) -> String) -> Cluster {
-        // Hold every port at once so they differ, then let the nodes have them.
-        let ports: Vec<u16> = {
-            let held: Vec<std::net::TcpListener> = (0..n)
-                .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-                .collect();
-            held.iter()
-                .map(|l| l.local_addr().expect("a bound port").port())
-                .collect()
-        };
+        // Hold every node's port while the proxies bind theirs (so no proxy takes a node's
+        // port), and let go only just before the nodes start.
+        let held: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+            .collect();
+        let ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().expect("a bound port").port())
+            .collect();
         let mut proxies = HashMap::new();
         for i in 0..n {
             for (j, &port) in ports.iter().enumerate() {
@@ -111,6 +111,7 @@ impl Cluster {
                 port,
             });
         }
+        drop(held);
         let started = futures_util::future::join_all(
             nodes
                 .iter()

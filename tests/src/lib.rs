@@ -9,6 +9,8 @@
 pub mod catchup;
 pub mod cluster;
 pub mod events;
+pub mod fed;
+pub mod kith_cli;
 pub mod link;
 pub mod node;
 pub mod process;

@@ -189,6 +189,21 @@ pub fn mint_invite(data_dir: &Path, uses: u16, valid_secs: u64) -> String {
     .encode(&key)
 }
 
+/// The value of a metric on the node at `base`: `name` is the metric name with its labels,
+/// if any (e.g. `kith_rejections_total{code="bad_frame"}`); 0 when absent.
+pub async fn metric(base: &str, name: &str) -> u64 {
+    let text = get_text(base, "/metrics").await;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// GET `base` + `path`, returning the status and the JSON body (`Null` if not JSON).
 pub async fn get_json(base: &str, path: &str) -> (u16, serde_json::Value) {
     try_get_json(base, path)

@@ -227,17 +227,14 @@ mod client_library {
 /// The `kith` tool, run as a program, against a real `kithd` process.
 mod kith_tool {
     use std::path::Path;
-    use std::process::{Output, Stdio};
+    use std::process::Output;
     use std::time::Duration;
 
     use kith_tests::node::mint_invite;
     use kith_tests::KithdProcess;
     use serde_json::Value;
-    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+    use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
     use tokio::process::{Child, ChildStdout};
-
-    /// How long one `kith` command may take.
-    const COMMAND_WAIT: Duration = Duration::from_secs(60);
 
     /// A `kithd` process with its own data directory.
     struct Kithd {
@@ -276,30 +273,12 @@ mod kith_tool {
         }
 
         fn command(&self, args: &[&str]) -> tokio::process::Command {
-            let mut command = tokio::process::Command::new(kith_tests::workspace_binary("kith"));
-            command
-                .args(args)
-                .env("KITH_HOME", self.home.path())
-                .env_remove("KITH_NODE")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
-            command
+            kith_tests::kith_cli::kith_command(self.home.path(), None, args)
         }
 
         /// Runs `kith args`, with `input` on its standard input.
         async fn run(&self, args: &[&str], input: Option<&str>) -> Output {
-            let mut child = self.command(args).spawn().expect("kith starts");
-            let mut stdin = child.stdin.take().unwrap();
-            if let Some(input) = input {
-                stdin.write_all(input.as_bytes()).await.unwrap();
-            }
-            drop(stdin);
-            tokio::time::timeout(COMMAND_WAIT, child.wait_with_output())
-                .await
-                .unwrap_or_else(|_| panic!("kith {args:?} did not finish"))
-                .unwrap()
+            kith_tests::kith_cli::run_kith(self.home.path(), None, args, input).await
         }
 
         /// Runs and expects success; gives (standard output, standard error).

@@ -17,7 +17,7 @@ use kith_protocol::kind::PostBody;
 use kith_protocol::validate::validate;
 use kith_protocol::{Event, EventBuilder, EventId, GroupId, Kind, Limits, SecretKey, Timestamp};
 use kith_tests::link::{raw_link, try_next_text, LinkSocket};
-use kith_tests::node::{eventually, get_text, try_get_json};
+use kith_tests::node::{eventually, metric, try_get_json};
 use kith_tests::{post, seeded_key, Cluster, TestGroup, TestNode};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -35,25 +35,7 @@ const CREATED_AT_OFFSET: usize = 4 + 1 + 32 + 1 + 32 + 2;
 
 /// The value of `kith_rejections_total{code="<code>"}` on the node at `url` (0 if absent).
 async fn rejections(url: &str, code: &str) -> u64 {
-    let text = get_text(url, "/metrics").await;
-    let prefix = format!("kith_rejections_total{{code=\"{code}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The value of an unlabelled metric on the node at `url` (0 if absent).
-async fn metric(url: &str, name: &str) -> u64 {
-    let text = get_text(url, "/metrics").await;
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    metric(url, &format!("kith_rejections_total{{code=\"{code}\"}}")).await
 }
 
 async fn logged_in(node: &TestNode, key: &SecretKey) -> Connection {

@@ -12,7 +12,7 @@
 //! replayed).
 //!
 //! **`KITH_HEAVY=1`** runs the heavier variant: 10 seeds × 15 rounds instead of two seeds
-//! (one public, one private) × 4 rounds (see `fed_scenarios::heavy`); by default each test
+//! (one public, one private) × 4 rounds (see `kith_tests::fed::heavy`); by default each test
 //! stays well under 30 s.
 
 use std::collections::BTreeSet;
@@ -28,7 +28,7 @@ use kith_tests::{seeded_key, Cluster, TestGroup};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::fed_scenarios::{
+use kith_tests::fed::{
     assert_converged, assert_members_converge, heavy, holds_as_member, home, member_view, publish,
     CONVERGE_SECS, CROSS_SECS,
 };

@@ -7,7 +7,7 @@
 //! sleep until then.
 
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use kith_client::{fetch_group, Connection, KeyStore, ProfileName};
@@ -18,9 +18,6 @@ use kith_protocol::{EventBuilder, EventId, GroupId, Kind, SecretKey};
 use kith_tests::node::mint_invite;
 use kith_tests::KithdProcess;
 use serde_json::Value;
-
-/// How long one `kith` command may take.
-const COMMAND_WAIT: Duration = Duration::from_secs(60);
 
 /// How long proposals stay open: long enough for everyone's stance to arrive.
 const CLOSES_IN: &str = "3s";
@@ -77,20 +74,7 @@ impl Person {
     }
 
     async fn run(&self, args: &[&str]) -> Output {
-        let command = tokio::process::Command::new(kith_tests::workspace_binary("kith"))
-            .args(args)
-            .env("KITH_HOME", self.home.path())
-            .env("KITH_NODE", &self.node)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("kith starts");
-        tokio::time::timeout(COMMAND_WAIT, command.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kith {args:?} did not finish"))
-            .unwrap()
+        kith_tests::kith_cli::run_kith(self.home.path(), Some(&self.node), args, None).await
     }
 
     /// Runs and expects success; gives standard output.

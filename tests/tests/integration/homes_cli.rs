@@ -4,8 +4,7 @@
 //! the newcomer as a member whose home is B; a member moves home from A to B with `kith
 //! group move`.
 
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use kith_client::{Connection, KeyStore, ProfileName};
 use kith_protocol::group::body::NodeRef;
@@ -15,9 +14,6 @@ use kith_protocol::{GroupId, PublicKey, SecretKey};
 use kith_tests::node::{federated_with, get_json};
 use kith_tests::TestNode;
 use serde_json::Value;
-
-/// How long one `kith` command may take (joins and moves wait up to `--wait` seconds).
-const COMMAND_WAIT: Duration = Duration::from_secs(90);
 
 /// Node A, which lets its links reach loopback, and node B, which links with A.
 async fn two_nodes() -> (TestNode, TestNode) {
@@ -54,20 +50,7 @@ impl Person {
     }
 
     async fn run(&self, args: &[&str]) -> Output {
-        let child = tokio::process::Command::new(kith_tests::workspace_binary("kith"))
-            .args(args)
-            .env("KITH_HOME", self.home.path())
-            .env_remove("KITH_NODE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("kith starts");
-        tokio::time::timeout(COMMAND_WAIT, child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kith {args:?} did not finish"))
-            .unwrap()
+        kith_tests::kith_cli::run_kith(self.home.path(), None, args, None).await
     }
 
     /// Runs and expects success; gives standard output.

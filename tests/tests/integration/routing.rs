@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use kith_client::{Connection, SubscriptionItem};
-use kith_protocol::frame::Filter;
+use kith_client::Connection;
 use kith_protocol::group::body::{NodeRef, Visibility};
 use kith_protocol::{Event, GroupId, SecretKey};
-use kith_tests::node::{eventually, federated_with, get_text};
+use kith_tests::fed::{holds_as_member, member_view};
+use kith_tests::node::{eventually, federated_with};
 use kith_tests::{seeded_key, TestGroup, TestNode};
 
 const WAIT_SECS: u64 = 20;
@@ -26,36 +26,16 @@ async fn logged_in(node: &TestNode, key: &SecretKey) -> Connection {
     conn
 }
 
-/// Whether the node serves `event` to `reader` (a member: private groups are read by
-/// members only, so plain HTTP shows nothing of them).
 async fn holds(conn: &Connection, event: &Event) -> bool {
-    let filter = Filter {
-        ids: Some(vec![event.id()]),
-        ..Filter::default()
-    };
-    let Ok(mut sub) = conn.subscribe(filter).await else {
-        return false;
-    };
-    let found = matches!(
-        tokio::time::timeout(Duration::from_secs(5), sub.next()).await,
-        Ok(Some(SubscriptionItem::Event(_)))
-    );
-    conn.unsubscribe(sub).await;
-    found
+    holds_as_member(conn, event.id()).await
 }
 
-/// The group's state digest as the node shows it to a member.
 async fn digest(conn: &Connection, group: GroupId) -> Option<String> {
-    let state = conn.group_state(group).await.ok()?;
-    Some(state["digest"].as_str()?.to_owned())
+    member_view(conn, group).await.map(|v| v.digest)
 }
 
-/// The value of one metric line of `/metrics` (0 when absent).
 async fn metric(node: &TestNode, name: &str) -> u64 {
-    let text = get_text(&node.url(), "/metrics").await;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
+    kith_tests::node::metric(&node.url(), name).await
 }
 
 /// Three nodes, all linked with each other (each dials the ones started before it).
