@@ -129,6 +129,12 @@ pub static REGISTRY: &[KindSpec] = &[
         check_body: |b, l| body::NodeRefusal::parse(b, l).map(drop),
     },
     KindSpec {
+        kind: group::NODE_REFUSAL_WITHDRAWAL,
+        name: "node_refusal_withdrawal",
+        group: GroupRule::Required,
+        check_body: |b, l| body::NodeRefusalWithdrawal::parse(b, l).map(drop),
+    },
+    KindSpec {
         kind: group::PROPOSAL,
         name: "proposal",
         group: GroupRule::Required,

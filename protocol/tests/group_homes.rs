@@ -4,7 +4,8 @@
 //! `group_profile`; [`GroupState::hosts`] lists the nodes hosting current members. A node
 //! that is home to a member may announce, with a `node_refusal` (kind 107), that it will
 //! not host the group or one member's events in it: the refusal is recorded and logged, and
-//! it gives the node no say and no membership.
+//! it gives the node no say and no membership. The node that signed a refusal, and only
+//! that node, may withdraw it with a `node_refusal_withdrawal` (kind 108), logged as openly.
 //!
 //! The stories use `Circle` from `common/circle.rs`; each ends by checking that a fresh
 //! node folding the same events reaches the same state.
@@ -14,8 +15,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use kith_protocol::group::body::{
-    self, Action, GroupCreate, Join, NodeRef, NodeRefusal, Profile, SelfDescription, StanceKind,
-    Visibility, MAX_REFUSAL_REASON, MAX_URL,
+    self, Action, GroupCreate, Join, NodeRef, NodeRefusal, NodeRefusalWithdrawal, Profile,
+    SelfDescription, StanceKind, Visibility, MAX_REFUSAL_REASON, MAX_URL,
 };
 use kith_protocol::group::rules::Rules;
 use kith_protocol::group::{self, GroupError};
@@ -73,6 +74,13 @@ fn refusal_body(reason: &str, member: Option<&SecretKey>) -> Vec<u8> {
     body::to_bytes(&NodeRefusal {
         reason: reason.to_owned(),
         member: member.map(pk),
+    })
+}
+
+fn withdrawal_body(refusal: EventId, reason: Option<&str>) -> Vec<u8> {
+    body::to_bytes(&NodeRefusalWithdrawal {
+        refusal,
+        reason: reason.map(str::to_owned),
     })
 }
 
@@ -751,5 +759,414 @@ fn a_refusal_crossing_the_last_members_leave_is_kept_without_effect() {
     let s = c.state();
     assert!(s.refusals.is_empty());
     assert!(s.not_applied[&refusal.id()].contains("not the home node of any member"));
+    c.assert_replays();
+}
+
+// ---------------------------------------------------------------------------------------
+// Withdrawing a node refusal (kind 108)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn kind_108_is_a_registered_group_kind_whose_reason_is_optional() {
+    assert_eq!(group::NODE_REFUSAL_WITHDRAWAL, Kind(108));
+    assert_eq!(Kind(108).name(), Some("node_refusal_withdrawal"));
+    assert_eq!(
+        Kind::from_name("node_refusal_withdrawal"),
+        Some(group::NODE_REFUSAL_WITHDRAWAL)
+    );
+    let refusal = EventId::from_bytes([7; 32]);
+    let lone = EventBuilder::new(
+        group::NODE_REFUSAL_WITHDRAWAL,
+        Timestamp(T0),
+        withdrawal_body(refusal, None),
+    )
+    .sign(&north())
+    .unwrap();
+    assert!(matches!(
+        validate_decoded(lone, Timestamp(T0), &Limits::default()),
+        Err(ValidationError::GroupRequired(k)) if k == group::NODE_REFUSAL_WITHDRAWAL
+    ));
+
+    let limits = Limits::default();
+    let bare = String::from_utf8(withdrawal_body(refusal, None)).unwrap();
+    assert_eq!(bare, format!(r#"{{"refusal":"{refusal}"}}"#));
+    let said = String::from_utf8(withdrawal_body(refusal, Some("We talked it over."))).unwrap();
+    assert_eq!(
+        said,
+        format!(r#"{{"refusal":"{refusal}","reason":"We talked it over."}}"#)
+    );
+    for ok in [bare.as_bytes(), said.as_bytes()] {
+        assert!(NodeRefusalWithdrawal::parse(ok, &limits).is_ok());
+    }
+    let with_null = format!(r#"{{"refusal":"{refusal}","reason":null}}"#);
+    assert_eq!(
+        NodeRefusalWithdrawal::parse(with_null.as_bytes(), &limits)
+            .unwrap()
+            .reason,
+        None
+    );
+    assert_eq!(
+        NodeRefusalWithdrawal::parse(&withdrawal_body(refusal, Some(" \n")), &limits),
+        Err(BodyError::Empty("reason"))
+    );
+    let long = "a".repeat(MAX_REFUSAL_REASON + 1);
+    assert_eq!(
+        NodeRefusalWithdrawal::parse(&withdrawal_body(refusal, Some(&long)), &limits),
+        Err(BodyError::TextTooLong {
+            field: "reason",
+            max: 1000,
+            found: 1001
+        })
+    );
+    let longest = "é".repeat(MAX_REFUSAL_REASON);
+    assert!(
+        NodeRefusalWithdrawal::parse(&withdrawal_body(refusal, Some(&longest)), &limits).is_ok()
+    );
+    let extra = format!(r#"{{"refusal":"{refusal}","member":"{}"}}"#, pk(&bea()));
+    for bad in [
+        &b"{}"[..],
+        br#"{"refusal":"not an id"}"#,
+        br#"{"refusal":"0707"}"#,
+        extra.as_bytes(),
+        br#"["0707070707070707070707070707070707070707070707070707070707070707"]"#,
+    ] {
+        assert!(
+            matches!(
+                NodeRefusalWithdrawal::parse(bad, &limits),
+                Err(BodyError::Shape(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn the_refusing_node_withdraws_its_refusal_visibly() {
+    let mut c = neighbourhood();
+    let members = c.state().members.clone();
+    let refusal = c.add(
+        &south(),
+        group::NODE_REFUSAL,
+        refusal_body("Cyd's posts break this node's terms.", Some(&cyd())),
+    );
+    let other = c.add(
+        &north(),
+        group::NODE_REFUSAL,
+        refusal_body("No room for more.", None),
+    );
+    let withdrawal = c.add(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("We talked it over with Cyd.")),
+    );
+    let s = c.state();
+    // Only the withdrawn refusal leaves the list.
+    assert_eq!(s.refusals.len(), 1);
+    assert_eq!(s.refusals[0].event, other.id());
+    let line = s.log.last().unwrap();
+    assert_eq!(line.event, withdrawal.id());
+    assert_eq!(line.actor, pk(&south()));
+    assert_eq!(line.decision, None);
+    assert_eq!(
+        line.what,
+        format!(
+            "node {} withdraws its refusal to host the events of member {} in this group (event {}): We talked it over with Cyd.",
+            pk(&south()),
+            pk(&cyd()),
+            refusal.id()
+        )
+    );
+    // The refusal's own line stays in the log: the history is not rewritten.
+    assert!(s.log.iter().any(
+        |l| l.event == refusal.id() && l.what.ends_with("Cyd's posts break this node's terms.")
+    ));
+    // It changes nobody's membership, power or home, and nobody's "last heard".
+    assert_eq!(s.members, members);
+    assert!(s.roles.is_empty());
+
+    // Without a reason, the line says what was withdrawn and nothing more.
+    let bare = c.add(
+        &north(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(other.id(), None),
+    );
+    let s = c.state();
+    assert!(s.refusals.is_empty());
+    assert_eq!(
+        s.log.last().unwrap().what,
+        format!(
+            "node {} withdraws its refusal to host this group (event {})",
+            pk(&north()),
+            other.id()
+        )
+    );
+    assert_eq!(s.log.last().unwrap().event, bare.id());
+    c.assert_replays();
+}
+
+#[test]
+fn only_the_node_that_signed_a_refusal_may_withdraw_it() {
+    let mut c = neighbourhood();
+    let refusal = c.add(
+        &south(),
+        group::NODE_REFUSAL,
+        refusal_body("Cyd's account is closed here.", Some(&cyd())),
+    );
+    // Another host, the refused member, another member, a stranger: none may.
+    for who in [north(), cyd(), ada(), stranger()] {
+        let err = c.refuse(
+            &who,
+            group::NODE_REFUSAL_WITHDRAWAL,
+            withdrawal_body(refusal.id(), Some("Not yours to keep.")),
+        );
+        assert_eq!(
+            err,
+            GroupError::NotYourRefusal {
+                refusal: refusal.id(),
+                node: pk(&south())
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the refusal {} was announced by node {}; only the node that signed a refusal may withdraw it",
+                refusal.id(),
+                pk(&south())
+            )
+        );
+    }
+    assert_eq!(c.state().refusals.len(), 1);
+    assert_eq!(c.state().refusals[0].event, refusal.id());
+    c.assert_replays();
+}
+
+#[test]
+fn only_a_refusal_in_force_can_be_withdrawn_and_only_once() {
+    let mut c = neighbourhood();
+    let before = c.heads();
+    let post = c.post(&ada(), "Soup on Friday");
+    let refusal = c.add(
+        &south(),
+        group::NODE_REFUSAL,
+        refusal_body("Closing for the winter.", None),
+    );
+    let no_such = |id| GroupError::NoSuchRefusal(id);
+
+    // An id nobody knows, and an event that is not a refusal.
+    let unknown = EventId::from_bytes([9; 32]);
+    let err = c.refuse(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(unknown, None),
+    );
+    assert_eq!(err, no_such(unknown));
+    assert!(err.to_string().contains("there is no refusal"), "{err}");
+    let err = c.refuse(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(post.id(), None),
+    );
+    assert_eq!(err, no_such(post.id()));
+
+    // A withdrawal that does not cite the refusal (directly or not) cannot withdraw it:
+    // its author had not seen it.
+    let blind = c.sign_with(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), None),
+        &before,
+        c.now,
+    );
+    assert_eq!(c.offer(blind), Err(no_such(refusal.id())));
+
+    // Withdrawn once: a second withdrawal finds nothing in force.
+    c.add(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("Open again.")),
+    );
+    let err = c.refuse(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("Really open.")),
+    );
+    assert_eq!(err, no_such(refusal.id()));
+    assert!(c.state().refusals.is_empty());
+
+    // The node may refuse again, with a new event, which is then in force.
+    let again = c.add(
+        &south(),
+        group::NODE_REFUSAL,
+        refusal_body("Closing for the winter.", None),
+    );
+    assert_eq!(c.state().refusals.len(), 1);
+    assert_eq!(c.state().refusals[0].event, again.id());
+    c.assert_replays();
+}
+
+#[test]
+fn a_node_that_hosts_nobody_any_more_may_still_withdraw_its_refusal() {
+    let mut c = neighbourhood();
+    let refusal = c.add(
+        &south(),
+        group::NODE_REFUSAL,
+        refusal_body("Cyd's posts break this node's terms.", Some(&cyd())),
+    );
+    c.leave(&cyd(), Some("Moving on."));
+    assert!(!c.state().hosts().contains_key(&pk(&south())));
+    // The refusal stays in force after its member left; its node can still take it back.
+    assert_eq!(c.state().refusals.len(), 1);
+    c.add(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("Cyd has left; nothing to refuse.")),
+    );
+    assert!(c.state().refusals.is_empty());
+    c.assert_replays();
+}
+
+#[test]
+fn concurrent_withdrawals_of_one_refusal_reach_the_same_state_in_any_order() {
+    let mut c = neighbourhood();
+    let refusal = c.add(
+        &south(),
+        group::NODE_REFUSAL,
+        refusal_body("Closing for the winter.", None),
+    );
+    // The south node withdraws the refusal twice, from two places at once: each saw the
+    // refusal in force, so each is accepted; in the order, the first withdraws it and the
+    // second has no effect.
+    let heads = c.heads();
+    let t = c.now;
+    let first = c.sign_with(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("Open again.")),
+        &heads,
+        t,
+    );
+    let second = c.sign_with(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("Open again, said twice.")),
+        &heads,
+        t + 1,
+    );
+    let mut other = c.group.clone();
+    c.offer(second.clone()).unwrap();
+    c.offer(first.clone()).unwrap();
+    for e in [first.clone(), second.clone()] {
+        other.check(&e).unwrap();
+        other.insert(e).unwrap();
+    }
+    assert_eq!(other.state().digest(), c.state().digest());
+    let s = c.state();
+    assert!(s.refusals.is_empty());
+    assert!(!s.not_applied.contains_key(&first.id()));
+    assert!(s.not_applied[&second.id()].contains("there is no refusal"));
+    assert_eq!(
+        s.log
+            .iter()
+            .filter(|l| l.what.contains("withdraws its refusal"))
+            .count(),
+        1
+    );
+    c.assert_replays();
+}
+
+#[test]
+fn withdrawing_a_refusal_that_had_no_effect_has_none_either() {
+    let mut c = neighbourhood();
+    // Cyd leaves; concurrently, the south node refuses her events, and then withdraws that
+    // refusal citing only it. In the order the leave comes first: the refusal has no effect
+    // (the node hosts nobody), so neither has its withdrawal.
+    let before = c.heads();
+    let t = c.now;
+    let leave = c.sign_with(
+        &cyd(),
+        group::LEAVE,
+        body::to_bytes(&body::Leave::default()),
+        &before,
+        t,
+    );
+    let refusal = c.sign_with(
+        &south(),
+        group::NODE_REFUSAL,
+        refusal_body("Cyd's account is closed here.", Some(&cyd())),
+        &before,
+        t + 1,
+    );
+    let withdrawal = c.sign_with(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("Reopened.")),
+        &[refusal.id()],
+        t + 2,
+    );
+    let mut other = c.group.clone();
+    for e in [&refusal, &withdrawal, &leave] {
+        c.offer((*e).clone()).unwrap();
+    }
+    for e in [&leave, &refusal, &withdrawal] {
+        other.insert((*e).clone()).unwrap();
+    }
+    assert_eq!(other.state().digest(), c.state().digest());
+    let s = c.state();
+    assert!(s.refusals.is_empty());
+    assert!(s.not_applied[&refusal.id()].contains("not the home node of any member"));
+    assert!(s.not_applied[&withdrawal.id()].contains("there is no refusal"));
+    // Once both are held, a withdrawal citing everything is refused: nothing is in force.
+    c.wait(3 * SECOND);
+    let err = c.refuse(
+        &south(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), None),
+    );
+    assert_eq!(err, GroupError::NoSuchRefusal(refusal.id()));
+    c.assert_replays();
+}
+
+#[test]
+fn a_withdrawal_is_not_a_members_voice_even_on_a_members_own_key() {
+    // Bea runs her own node with her own key, and Cyd lives there too.
+    let mut c = Circle::found(&ada(), open_rules());
+    let inv = c.invite(&ada(), 2, DAY);
+    let beas_node = Some(home(&bea(), "https://bea.example"));
+    c.add(&bea(), group::JOIN, join_body(inv, beas_node.clone()));
+    c.add(&cyd(), group::JOIN, join_body(inv, beas_node));
+    let refusal = c.add(
+        &bea(),
+        group::NODE_REFUSAL,
+        refusal_body("Bea's node stops hosting Cyd.", Some(&cyd())),
+    );
+    let heard = c.state().members[&pk(&bea())].last_heard;
+    c.wait(DAY);
+    // Bea leaves; concurrently her node withdraws its refusal. The removal horizon hides
+    // what Bea wrote as a member alongside her leave, never what her node wrote.
+    let before = c.heads();
+    let t = c.now;
+    let leave = c.sign_with(
+        &bea(),
+        group::LEAVE,
+        body::to_bytes(&body::Leave::default()),
+        &before,
+        t,
+    );
+    let withdrawal = c.sign_with(
+        &bea(),
+        group::NODE_REFUSAL_WITHDRAWAL,
+        withdrawal_body(refusal.id(), Some("Cyd is welcome again.")),
+        &before,
+        t + 1,
+    );
+    c.offer(withdrawal.clone()).unwrap();
+    assert_eq!(c.state().members[&pk(&bea())].last_heard, heard);
+    c.offer(leave).unwrap();
+    let s = c.state();
+    assert!(!c.is_member(&bea()));
+    assert!(!s.hidden.contains(&withdrawal.id()));
+    assert!(!s.not_applied.contains_key(&withdrawal.id()));
+    assert!(s.refusals.is_empty());
     c.assert_replays();
 }

@@ -6,9 +6,10 @@
 //! remove, grant and end roles, change rules, decide, polls), stances and outcomes, by
 //! six people of whom two start outside. Joins and profiles may name a home among three
 //! nodes (a node sometimes under two URLs, so homes conflict), and four nodes (one of them
-//! home to nobody) announce refusals. Each event cites a random subset of the current
-//! heads (so branches are concurrent), all the heads, or now and then one old event only
-//! (a backdated branch, which exercises the removal horizon). Outcomes count the stances
+//! home to nobody) announce refusals and withdraw them (mostly the refusing node, sometimes
+//! another). Each event cites a random subset of the current heads (so branches are
+//! concurrent), all the heads, or now and then one old event only (a backdated branch,
+//! which exercises the removal horizon). Outcomes count the stances
 //! of the state their parents establish, sometimes tampered with (a flipped verdict, a
 //! stance left out). Every candidate is offered to a reference [`Group`]: the accepted
 //! ones form the history, the refused ones (a non-member's post, a wrong outcome, a stance
@@ -27,8 +28,8 @@ mod common;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use kith_protocol::group::body::{
-    self, Action, GroupCreate, Invite, Join, Leave, NodeRef, NodeRefusal, Outcome, Profile,
-    Proposal, SelfDescription, Stance, StanceKind, Verdict, Visibility,
+    self, Action, GroupCreate, Invite, Join, Leave, NodeRef, NodeRefusal, NodeRefusalWithdrawal,
+    Outcome, Profile, Proposal, SelfDescription, Stance, StanceKind, Verdict, Visibility,
 };
 use kith_protocol::group::rules::{ActionType, Method, Rules, Who};
 use kith_protocol::group::{self, Group, GroupError, GroupState};
@@ -123,6 +124,8 @@ enum Op {
     Profile(usize, bool, Option<u8>, Parents),
     /// A node refuses the group, or one person's events in it.
     Refuse(u8, Option<usize>, Parents),
+    /// A node withdraws a refusal: by default the node that signed it, else the one named.
+    Withdraw(Option<u8>, Index, Parents),
     Propose(usize, Pick, u64, Parents),
     Stance(usize, Index, StanceKind, u32, Parents),
     /// Every current member answers a proposal: agree, except those picked by the mask,
@@ -184,6 +187,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (who(), parents()).prop_map(|(w, p)| Op::Leave(w, p)),
         1 => (who(), any::<bool>(), option::of(0..6u8), parents()).prop_map(|(w, q, h, p)| Op::Profile(w, q, h, p)),
         1 => (0..4u8, option::of(who()), parents()).prop_map(|(n, m, p)| Op::Refuse(n, m, p)),
+        1 => (option::of(0..4u8), any::<Index>(), parents()).prop_map(|(n, i, p)| Op::Withdraw(n, i, p)),
         3 => (who(), pick(), 1..24u64, parents()).prop_map(|(w, a, h, p)| Op::Propose(w, a, h * HOUR, p)),
         6 => (who(), any::<Index>(), stance_kind(), 0..3u32, parents()).prop_map(|(w, i, k, o, p)| Op::Stance(w, i, k, o, p)),
         2 => (any::<Index>(), any::<u8>(), stance_kind()).prop_map(|(i, m, k)| Op::Everyone(i, m, k)),
@@ -230,6 +234,8 @@ struct History {
     by_id: HashMap<EventId, Event>,
     proposals: Vec<EventId>,
     vias: Vec<EventId>,
+    /// Accepted refusals, with the node that signed each.
+    refusals: Vec<(EventId, u8)>,
     clock: u64,
 }
 
@@ -256,6 +262,7 @@ impl History {
             refused: Vec::new(),
             proposals: Vec::new(),
             vias: Vec::new(),
+            refusals: Vec::new(),
             clock: T0 + SECOND,
         };
         // A fixed start: the founder invites, three neighbours join (each at home on a
@@ -512,6 +519,22 @@ impl History {
                     .sign(&node(*n))
                     .unwrap()
             }
+            Op::Withdraw(n, refusal, p) => {
+                if self.refusals.is_empty() {
+                    return;
+                }
+                let (refusal, signer) = self.refusals[refusal.index(self.refusals.len())];
+                let (parents, at) = self.place(p);
+                let body = body::to_bytes(&NodeRefusalWithdrawal {
+                    refusal,
+                    reason: Some(format!("node {signer} has room again")),
+                });
+                EventBuilder::new(group::NODE_REFUSAL_WITHDRAWAL, Timestamp(at), body)
+                    .group(self.reference.id())
+                    .parents(parents.iter().copied())
+                    .sign(&node(n.unwrap_or(signer)))
+                    .unwrap()
+            }
             Op::Propose(w, pick, open, p) => {
                 let (parents, at) = self.place(p);
                 let role = |r: bool| if r { "welcomer" } else { "facilitator" }.to_owned();
@@ -619,6 +642,11 @@ impl History {
                 }
                 if kind == group::INVITE || kind == group::OUTCOME {
                     self.vias.push(event.id());
+                }
+                if kind == group::NODE_REFUSAL {
+                    let signer = (0..4u8).find(|n| node(*n).public_key() == event.author());
+                    self.refusals
+                        .push((event.id(), signer.expect("one of the four nodes")));
                 }
                 self.by_id.insert(event.id(), event.clone());
                 self.accepted.push(event);
@@ -792,7 +820,7 @@ fn the_generator_reaches_the_interesting_cases() {
     let mut runner = TestRunner::deterministic();
     let (mut concurrent, mut hidden, mut not_applied, mut removed, mut left) = (0, 0, 0, 0, 0);
     let (mut passed, mut failed, mut joined, mut refused_kinds) = (0, 0, 0, BTreeSet::new());
-    let (mut moved, mut node_refusals, mut shared_node) = (0, 0, 0);
+    let (mut moved, mut node_refusals, mut shared_node, mut withdrawn) = (0, 0, 0, 0);
     // 128 histories: removals with concurrent events are rare enough that 64 can miss them.
     for _ in 0..128 {
         let (majority, ops, _) = history().new_tree(&mut runner).unwrap().current();
@@ -821,6 +849,11 @@ fn the_generator_reaches_the_interesting_cases() {
             .filter(|l| l.what.starts_with("moved their home"))
             .count();
         node_refusals += s.refusals.len();
+        withdrawn += s
+            .log
+            .iter()
+            .filter(|l| l.what.contains("withdraws its refusal"))
+            .count();
         let homes = s.members.values().filter(|m| m.home.is_some()).count();
         shared_node += usize::from(s.hosts().len() < homes);
         for (_, why) in &h.refused {
@@ -836,9 +869,9 @@ fn the_generator_reaches_the_interesting_cases() {
     eprintln!(
         "concurrent {concurrent}, hidden {hidden}, not applied {not_applied}, removed {removed}, left {left}, \
          passed {passed}, failed {failed}, members {joined}, moved {moved}, node refusals {node_refusals}, \
-         states with a shared node {shared_node}, refusals {refused_kinds:?}"
+         states with a shared node {shared_node}, withdrawn refusals {withdrawn}, refusals {refused_kinds:?}"
     );
-    assert!(moved > 0 && node_refusals > 0 && shared_node > 0);
+    assert!(moved > 0 && node_refusals > 0 && shared_node > 0 && withdrawn > 0);
     assert!(concurrent > 10);
     assert!(hidden > 0, "no history hid anything");
     assert!(not_applied > 0);
@@ -853,6 +886,8 @@ fn the_generator_reaches_the_interesting_cases() {
         "NoInvitation",
         "AlreadyMember",
         "NotAHost",
+        "NoSuchRefusal",
+        "NotYourRefusal",
     ] {
         assert!(
             refused_kinds.contains(kind),

@@ -1759,3 +1759,20 @@ fn an_outcome_that_leaves_out_a_stance_it_could_have_seen_is_shown_as_such() {
     );
     c.assert_replays();
 }
+
+#[test]
+fn an_event_already_held_is_accepted_again_without_changing_anything() {
+    // A node fetching a group from a peer often gets an event twice (once in a range, once
+    // by id). Checking it again must not fail, nor judge it against the state it now sits
+    // far behind, and inserting it again changes nothing.
+    let mut c = Circle::found(&ada(), Rules::mutual_aid_default());
+    let first = c.post(&ada(), "the first post");
+    for i in 0..5 {
+        c.post(&ada(), &format!("post {i}"));
+    }
+    let before = c.state().digest();
+    assert_eq!(c.group.check(&first), Ok(()));
+    assert_eq!(c.group.insert(first.clone()), Ok(false));
+    assert_eq!(c.state().digest(), before);
+    assert_eq!(c.group.len(), 7);
+}

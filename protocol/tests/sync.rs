@@ -106,11 +106,43 @@ fn reconcile(pair: &Pair, ca: Config, cb: Config) -> Outcome {
     out.rounds = initiator.rounds();
     assert_eq!(out.rounds, responder.rounds());
 
-    let (have, need) = initiator.into_ids();
+    // Absent ranges: the initiator holds nothing in them, the responder exactly `count`;
+    // their items count as needed (the caller fetches the range whole).
+    let mut from_ranges = Vec::new();
+    for range in initiator.need_ranges() {
+        let in_range = |set: &SyncSet| -> Vec<EventId> {
+            set.iter()
+                .filter(|item| range.lower.holds(&range.upper, item))
+                .map(|item| item.id)
+                .collect()
+        };
+        assert!(in_range(&pair.a).is_empty(), "{range:?} is not absent");
+        let theirs = in_range(&pair.b);
+        assert_eq!(theirs.len() as u64, range.count, "{range:?}");
+        from_ranges.extend(theirs);
+    }
+    assert!(
+        initiator
+            .need_ranges()
+            .windows(2)
+            .all(|w| w[0].upper <= w[1].lower),
+        "need ranges overlap or are out of order: {:?}",
+        initiator
+            .need_ranges()
+            .windows(2)
+            .filter(|w| w[0].upper > w[1].lower)
+            .collect::<Vec<_>>()
+    );
+    let (have, mut need) = initiator.into_ids();
+    need.extend(from_ranges);
     let have_set: HashSet<EventId> = have.iter().copied().collect();
     let need_set: HashSet<EventId> = need.iter().copied().collect();
     assert_eq!(have_set.len(), have.len(), "have_ids repeats an id");
-    assert_eq!(need_set.len(), need.len(), "need_ids repeats an id");
+    assert_eq!(
+        need_set.len(),
+        need.len(),
+        "need_ids repeats an id (or one is also in a range)"
+    );
     assert_eq!(have_set, Pair::minus(&pair.a, &pair.b), "have_ids");
     assert_eq!(need_set, Pair::minus(&pair.b, &pair.a), "need_ids");
     out
@@ -141,10 +173,14 @@ fn empty_sets() {
 
 #[test]
 fn one_side_empty() {
-    // Initiator empty: it needs all 30k, which takes several rounds of full answers.
+    // Initiator empty: one round trip, answered with one absent range over everything.
     let pair = Pair::random(3, 0, 0, 30_000, MONTH);
     let (ca, cb) = both(Config::default());
     let out = reconcile(&pair, ca, cb);
+    assert_eq!(out.rounds, 1, "{out:?}");
+    assert!(out.total() < 32, "{out:?}");
+    // Without absent ranges every id comes back, which takes several rounds of full answers.
+    let out = reconcile(&pair, ca, cb.with_absent_ranges(false));
     assert!(out.rounds > 10, "{out:?}");
     // Responder empty: everything is `have`, found through fingerprints then id lists.
     let pair = Pair::random(4, 0, 30_000, 0, MONTH);
@@ -152,6 +188,77 @@ fn one_side_empty() {
     // One item against nothing, both ways.
     reconcile(&Pair::random(5, 0, 1, 0, MONTH), ca, cb);
     reconcile(&Pair::random(5, 0, 0, 1, MONTH), ca, cb);
+}
+
+/// The common way to fall behind: one side holds an older part of the set, the other holds
+/// that and much more besides. The newer part comes back as absent ranges, so the ids of
+/// what is missing hardly cross the wire at all.
+#[test]
+fn falling_behind_is_settled_mostly_by_absent_ranges() {
+    let mut rng = ChaCha8Rng::seed_from_u64(71);
+    let mut items: Vec<Item> = (0..60_000).map(|_| random_item(&mut rng, MONTH)).collect();
+    items.sort();
+    let a: SyncSet = items[..20_000].iter().copied().collect();
+    let b: SyncSet = items.iter().copied().collect();
+    let pair = Pair { a, b };
+    let (ca, cb) = both(Config::default());
+    let out = reconcile(&pair, ca, cb);
+    let missing_ids_bytes = 32 * 40_000;
+    assert!(
+        out.total() * 20 < missing_ids_bytes,
+        "{} bytes of sync for 40 000 missing items ({out:?})",
+        out.total()
+    );
+    let mut initiator = Initiator::new(&pair.a, ca);
+    let mut responder = Responder::new(&pair.b, cb);
+    while let Some(request) = initiator.poll_transmit() {
+        responder.handle_message(&request).unwrap();
+        initiator
+            .handle_message(&responder.poll_transmit().unwrap())
+            .unwrap();
+    }
+    let in_ranges: u64 = initiator.need_ranges().iter().map(|r| r.count).sum();
+    assert!(in_ranges >= 39_000, "only {in_ranges} of 40 000 in ranges");
+}
+
+#[test]
+fn absent_answers_only_where_asked_with_an_empty_list() {
+    // The initiator holds items in the whole space: an absent answer anywhere is refused.
+    let pair = Pair::random(64, 5, 2, 2, MONTH);
+    let mut initiator = Initiator::new(&pair.a, Config::default());
+    let request = decode_message(&initiator.poll_transmit().unwrap()).unwrap();
+    assert!(matches!(request.ranges[0].payload, Payload::IdList(ref ids) if ids.len() == 7));
+    let answer = Message {
+        ranges: vec![MessageRange {
+            upper: Bound::END,
+            payload: Payload::Absent { count: 3 },
+        }],
+    };
+    assert_eq!(
+        initiator.handle_message(&answer.encode()),
+        Err(SyncError::UnrequestedRange)
+    );
+    // An initiator holding nothing accepts it for exactly the range it listed, not part.
+    let empty = SyncSet::new();
+    let mut initiator = Initiator::new(&empty, Config::default());
+    initiator.poll_transmit().unwrap();
+    let part = Message {
+        ranges: vec![MessageRange {
+            upper: Bound::new(Timestamp(BASE), &[]).unwrap(),
+            payload: Payload::Absent { count: 3 },
+        }],
+    };
+    assert_eq!(
+        initiator.handle_message(&part.encode()),
+        Err(SyncError::UnrequestedRange)
+    );
+    let mut initiator = Initiator::new(&empty, Config::default());
+    initiator.poll_transmit().unwrap();
+    initiator.handle_message(&answer.encode()).unwrap();
+    assert!(initiator.is_done());
+    assert_eq!(initiator.need_ranges().len(), 1);
+    assert_eq!(initiator.need_ranges()[0].count, 3);
+    assert!(initiator.need_ids().is_empty());
 }
 
 #[test]
@@ -267,12 +374,12 @@ fn worked_example_bytes() {
     let mut responder = Responder::new(&b, Config::default());
 
     let request = initiator.poll_transmit().unwrap();
-    let expected = format!("0100ff0202{}{}", "11".repeat(32), "22".repeat(32));
+    let expected = format!("0200ff0202{}{}", "11".repeat(32), "22".repeat(32));
     assert_eq!(hex::encode(&request), expected);
 
     responder.handle_message(&request).unwrap();
     let answer = responder.poll_transmit().unwrap();
-    let expected = format!("0100ff0301{}0202", "33".repeat(32));
+    let expected = format!("0200ff0301{}0202", "33".repeat(32));
     assert_eq!(hex::encode(&answer), expected);
 
     initiator.handle_message(&answer).unwrap();
@@ -482,21 +589,21 @@ fn mutated_answers_never_panic_an_initiator() {
 fn unknown_version_is_answered_with_ours() {
     let pair = fresh_pair();
     let mut responder = Responder::new(&pair.b, Config::default());
-    responder.handle_message(&[0x02, 0x05, 0x00, 0x04]).unwrap();
+    responder.handle_message(&[0x03, 0x05, 0x00, 0x04]).unwrap();
     assert_eq!(responder.poll_transmit(), Some(vec![SYNC_VERSION]));
-    // The session stays open: the peer may start again in version 1.
+    // The session stays open: the peer may start again in our version.
     let mut initiator = Initiator::new(&pair.a, Config::default());
     responder
         .handle_message(&initiator.poll_transmit().unwrap())
         .unwrap();
     assert!(responder.poll_transmit().is_some());
 
-    // An initiator told "version 2" cannot go on.
+    // An initiator told "version 3" cannot go on.
     let mut initiator = Initiator::new(&pair.a, Config::default());
     initiator.poll_transmit().unwrap();
     assert_eq!(
-        initiator.handle_message(&[0x02]),
-        Err(SyncError::UnsupportedVersion { version: 2 })
+        initiator.handle_message(&[0x03]),
+        Err(SyncError::UnsupportedVersion { version: 3 })
     );
     assert!(!initiator.is_done());
     assert!(initiator.poll_transmit().is_none());
@@ -511,17 +618,17 @@ fn decoder_refuses_hostile_shapes() {
     ));
     assert!(decode_message(&[SYNC_VERSION]).is_ok());
     assert!(matches!(
-        decode_message(&[1, 0xff]),
+        decode_message(&[SYNC_VERSION, 0xff]),
         Err(SyncError::Truncated { .. })
     ));
     // An id list claiming 2^63 ids, and one claiming 3 with room for 2.
-    let mut absurd = vec![1, 0x05, 0x00, 0x02];
+    let mut absurd = vec![SYNC_VERSION, 0x05, 0x00, 0x02];
     absurd.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
     assert!(matches!(
         decode_message(&absurd),
         Err(SyncError::CountTooLarge { .. })
     ));
-    let mut short = vec![1, 0x05, 0x00, 0x02, 0x03];
+    let mut short = vec![SYNC_VERSION, 0x05, 0x00, 0x02, 0x03];
     short.extend_from_slice(&[0xaa; 64]);
     assert!(matches!(
         decode_message(&short),
@@ -532,13 +639,13 @@ fn decoder_refuses_hostile_shapes() {
         })
     ));
     // Out-of-order bounds: time 10, then (10 with a smaller prefix).
-    let out_of_order = [1, 0x0a, 0x01, 0x80, 0x04, 0x00, 0x01, 0x7f, 0x04];
+    let out_of_order = [SYNC_VERSION, 0x0a, 0x01, 0x80, 0x04, 0x00, 0x01, 0x7f, 0x04];
     assert_eq!(
         decode_message(&out_of_order),
         Err(SyncError::BoundsNotIncreasing)
     );
     // Over the size limit.
-    let mut big = vec![1u8];
+    let mut big = vec![SYNC_VERSION];
     big.resize(MAX_MESSAGE_BYTES + 1, 0);
     assert!(matches!(
         decode_message(&big),
@@ -551,6 +658,7 @@ fn responder_refuses_initiator_only_modes_and_out_of_turn_messages() {
     let pair = fresh_pair();
     for payload in [
         Payload::Deferred,
+        Payload::Absent { count: 1 },
         Payload::Difference {
             missing: vec![],
             held: [true].into_iter().collect(),
@@ -815,7 +923,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
     let range = (
         prop_oneof![Just(0u64), 0u64..1000, any::<u64>()],
         prop::collection::vec(any::<u8>(), 0..=32),
-        0u8..5,
+        0u8..6,
         prop::collection::vec(any::<[u8; 32]>(), 0..4),
         prop::collection::vec(any::<bool>(), 0..20),
         any::<[u8; 16]>(),
@@ -848,7 +956,10 @@ fn arb_message() -> impl Strategy<Value = Message> {
                     missing: ids,
                     held: bits.into_iter().collect(),
                 },
-                _ => Payload::Deferred,
+                4 => Payload::Deferred,
+                _ => Payload::Absent {
+                    count: 1 + delta % 1000,
+                },
             };
             if payload == Payload::Skip && ranges.last().is_some_and(|r| r.payload == Payload::Skip)
             {

@@ -50,9 +50,14 @@ pub struct FederationConfig {
     /// addresses. For testing only: otherwise whoever names a peer could make the node reach
     /// services inside its own network.
     pub allow_private_addresses: bool,
-    /// Base URLs of nodes to link with (`http://host:port`), besides those added with
-    /// `kithd admin peer add`. Each is checked with the address rules above before dialing.
+    /// Base URLs of nodes to link with (`https://host[:port]`, linked over TLS, or
+    /// `http://host:port`), besides those added with `kithd admin peer add`. Each is checked
+    /// with the address rules above before dialing.
     pub peers: Vec<String>,
+    /// A PEM file of CA certificates trusted for `https://` peers besides the built-in
+    /// (Mozilla) roots, for peers behind a private CA. Empty: the built-in roots only. Read
+    /// once at start; a missing or unreadable file stops the node with a message.
+    pub extra_root_certs: String,
     /// The base URL other nodes reach this node at, named as members' home in their joins and
     /// profiles. Empty: `http://` and the listen address (right only on one machine).
     pub public_url: String,
@@ -70,6 +75,7 @@ impl Default for FederationConfig {
         FederationConfig {
             allow_private_addresses: false,
             peers: Vec::new(),
+            extra_root_certs: String::new(),
             public_url: String::new(),
             dial_member_homes: true,
             outbox_max_per_peer: 100_000,
@@ -206,9 +212,13 @@ challenge_ttl_secs = 120
 # fc00::/7, link-local, ...). Only for testing on one machine or a private network: when
 # true, whoever names a peer can make this node reach services inside your network.
 allow_private_addresses = false
-# Nodes to link with and follow the public groups of, e.g. ["http://10.8.0.2:8080"] over
-# a private network or tunnel (links over TLS, https://, are not built yet).
+# Nodes to link with and follow the public groups of, e.g. ["https://kith.example.org"]
+# (linked over TLS: wss://) or ["http://10.8.0.2:8080"] over a private network or tunnel.
 peers = []
+# A PEM file of extra CA certificates to trust for https:// peers, besides the built-in
+# Mozilla roots, e.g. "/etc/kith/private-ca.pem" for peers behind a private CA. Empty
+# means the built-in roots only.
+extra_root_certs = ""
 # The URL other nodes reach this node at, e.g. "https://kith.example.org". Members who live
 # here name it as their home. Empty means http:// and the listen address.
 public_url = ""
@@ -308,6 +318,21 @@ mod tests {
         assert!(err.contains("max_subscription"), "{err}");
         let err = Config::parse("[federation]\nallow_private_address = true").unwrap_err();
         assert!(err.contains("allow_private_address"), "{err}");
+    }
+
+    #[test]
+    fn extra_root_certs_default_to_none_and_can_be_named() {
+        assert_eq!(Config::default().federation.extra_root_certs, "");
+        let config = Config::parse(
+            "[federation]\npeers = [\"https://kith.example.org\"]\n\
+             extra_root_certs = \"/etc/kith/ca.pem\"",
+        )
+        .unwrap();
+        assert_eq!(config.federation.extra_root_certs, "/etc/kith/ca.pem");
+        assert_eq!(config.federation.peers, ["https://kith.example.org"]);
+        let err = Config::parse("[federation]\nextra_root_cert = \"/x\"").unwrap_err();
+        assert!(err.contains("extra_root_cert"), "{err}");
+        assert!(!TEMPLATE.contains("not built yet"));
     }
 
     #[test]

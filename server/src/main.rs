@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use kith_protocol::group::body::{to_bytes, NodeRefusal};
+use kith_protocol::group::body::{to_bytes, NodeRefusal, NodeRefusalWithdrawal};
 use kith_protocol::validate::Limits;
-use kith_protocol::{GroupId, PublicKey};
+use kith_protocol::{EventId, GroupId, PublicKey};
 use kith_server::config::{Config, Durability};
 use kith_server::federation::address::{check_peer_url, normalize_peer_url, normalized_text};
 use kith_server::federation::peers::{self, AdminRequest, PeerStatus};
@@ -84,26 +84,38 @@ enum Admin {
     /// a few seconds (a stopped one when it next starts).
     #[command(subcommand)]
     Peer(PeerCommand),
-    /// Refuse to host a group, or one member's events in it, saying why.
+    /// Refuse to host a group, or one member's events in it, saying why; or withdraw a
+    /// refusal.
     ///
     /// The refusal is not kept private: the node publishes it in the group, signed with the
     /// node key, and it appears in the group's accountability log with your reason. From then
     /// on the node refuses the group's events (or that member's). The node may refuse only in
     /// a group where it is home to a member. Works while the node runs: it publishes the
     /// refusal within a few seconds (a stopped node does when it next starts); its log says
-    /// whether it was published.
+    /// whether it was published, with the refusal's event id.
+    ///
+    /// With --withdraw and a refusal's event id (from the node's log, or `refusals` in the
+    /// group's state), the node takes that refusal back the same way: it publishes a signed
+    /// withdrawal in the group, shown in its log with your reason if you give one, and hosts
+    /// what the refusal covered again. Only refusals this node announced can be withdrawn.
     ///
     /// Example: kithd admin refuse --group 3f…a1 --member kith1… --reason "posts threats"
+    ///
+    /// Example: kithd admin refuse --withdraw 9c…07 --reason "we talked it over"
     Refuse {
         /// The group's id: 64 hexadecimal characters, the id members use with `kith group show`.
-        #[arg(long)]
-        group: String,
+        #[arg(long, required_unless_present = "withdraw")]
+        group: Option<String>,
         /// The member whose events to refuse (their key, kith1…); without it, the whole group.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "withdraw")]
         member: Option<String>,
-        /// Why, in plain words: it is shown to the group's members.
-        #[arg(long)]
-        reason: String,
+        /// Why, in plain words: it is shown to the group's members. Required to refuse;
+        /// optional to withdraw.
+        #[arg(long, required_unless_present = "withdraw")]
+        reason: Option<String>,
+        /// Withdraw the refusal with this event id (64 hexadecimal characters) instead.
+        #[arg(long, value_name = "REFUSAL_EVENT_ID", conflicts_with = "group")]
+        withdraw: Option<String>,
     },
 }
 
@@ -121,8 +133,9 @@ enum PeerCommand {
     },
     /// Block a peer by its address or its node key (kith1…).
     ///
-    /// A running node refuses new links with it within a few seconds; a link already open
-    /// with it stays until it drops (restart the node to cut it at once).
+    /// Blocked by node key, a running node closes any link open with it within a few seconds,
+    /// and neither accepts nor opens new links with it. A block by address is recorded but closes
+    /// no link: block the node key to cut the node off now.
     ///
     /// Example: kithd admin peer block https://spam.example --reason "floods us"
     Block {
@@ -186,7 +199,14 @@ async fn main() -> anyhow::Result<()> {
             group,
             member,
             reason,
-        })) => refuse(&cli.data_dir, &group, member.as_deref(), reason),
+            withdraw,
+        })) => refuse(
+            &cli.data_dir,
+            group.as_deref(),
+            member.as_deref(),
+            reason,
+            withdraw.as_deref(),
+        ),
     }
 }
 
@@ -274,21 +294,63 @@ fn refuse_request(
     })
 }
 
+/// The request `kithd admin refuse --withdraw` records, with its arguments checked.
+fn withdraw_request(refusal: &str, reason: Option<String>) -> anyhow::Result<AdminRequest> {
+    let refusal: EventId = refusal.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "'{refusal}' is not an event id: give the refusal's event id, 64 hexadecimal characters (the node logged it when it published the refusal; the group's state lists it under refusals)"
+        )
+    })?;
+    let reason = reason.map(|r| r.trim().to_owned());
+    anyhow::ensure!(
+        reason.as_ref().is_none_or(|r| !r.is_empty()),
+        "the reason is blank: say why in --reason \"…\", or leave --reason out"
+    );
+    let body = NodeRefusalWithdrawal {
+        refusal,
+        reason: reason.clone(),
+    };
+    NodeRefusalWithdrawal::parse(&to_bytes(&body), &Limits::default())
+        .map_err(|e| anyhow::anyhow!("the withdrawal cannot be recorded: {e}"))?;
+    Ok(AdminRequest::WithdrawRefusal {
+        refusal,
+        reason,
+        at_ms: now_ms()?,
+    })
+}
+
 fn refuse(
     data_dir: &Path,
-    group: &str,
+    group: Option<&str>,
     member: Option<&str>,
-    reason: String,
+    reason: Option<String>,
+    withdraw: Option<&str>,
 ) -> anyhow::Result<()> {
     ensure_node_dir(data_dir)?;
-    let request = refuse_request(group, member, reason)?;
+    let request = match withdraw {
+        Some(refusal) => withdraw_request(refusal, reason)?,
+        None => refuse_request(
+            group.unwrap_or_default(),
+            member,
+            reason.unwrap_or_default(),
+        )?,
+    };
     peers::append_admin_request(data_dir, &request)?;
     println!("recorded: {request}");
-    eprintln!(
-        "A running node publishes this refusal in the group within a few seconds (a stopped one \
-         when it next starts), if it is home to a member of the group. Its log says whether it \
-         did; the group's log (kith group log) shows the refusal and your reason."
-    );
+    if withdraw.is_some() {
+        eprintln!(
+            "A running node publishes this withdrawal in the refusal's group within a few \
+             seconds (a stopped one when it next starts), if the refusal is this node's and still \
+             in force. Its log says whether it did; the group's log (kith group log) shows the \
+             withdrawal."
+        );
+    } else {
+        eprintln!(
+            "A running node publishes this refusal in the group within a few seconds (a stopped one \
+             when it next starts), if it is home to a member of the group. Its log says whether it \
+             did; the group's log (kith group log) shows the refusal and your reason."
+        );
+    }
     Ok(())
 }
 
@@ -557,6 +619,82 @@ mod tests {
             .to_string();
         assert!(err.contains("give a reason"), "{err}");
         let err = refuse_request(&group, None, "x".repeat(1001))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be recorded"), "{err}");
+    }
+
+    #[test]
+    fn withdraw_arguments_are_checked_with_plain_errors() {
+        let refusal = "9c".repeat(32);
+        let cli = Cli::try_parse_from([
+            "kithd",
+            "admin",
+            "refuse",
+            "--withdraw",
+            &refusal,
+            "--reason",
+            "we talked it over",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Admin(Admin::Refuse {
+                withdraw: Some(_),
+                group: None,
+                reason: Some(_),
+                ..
+            }))
+        ));
+        // A reason is optional for a withdrawal; a group or a member makes no sense with it.
+        assert!(Cli::try_parse_from(["kithd", "admin", "refuse", "--withdraw", &refusal]).is_ok());
+        for extra in [["--group", "ab"], ["--member", "kith1x"]] {
+            let err = Cli::try_parse_from([
+                "kithd",
+                "admin",
+                "refuse",
+                "--withdraw",
+                &refusal,
+                extra[0],
+                extra[1],
+            ])
+            .err()
+            .expect("cannot be used together")
+            .to_string();
+            assert!(err.contains("cannot be used with"), "{err}");
+        }
+        // Without --withdraw, a group and a reason are required as before.
+        let err = Cli::try_parse_from(["kithd", "admin", "refuse", "--reason", "r"])
+            .err()
+            .expect("a group is required")
+            .to_string();
+        assert!(err.contains("--group"), "{err}");
+
+        let request = withdraw_request(&format!(" {refusal} "), Some(" calm now ".into())).unwrap();
+        let AdminRequest::WithdrawRefusal {
+            refusal: r, reason, ..
+        } = &request
+        else {
+            panic!("{request:?}")
+        };
+        assert_eq!(
+            (r.to_string(), reason.as_deref()),
+            (refusal.clone(), Some("calm now"))
+        );
+        assert_eq!(
+            request.to_string(),
+            format!("withdraw refusal {refusal} (calm now)")
+        );
+        let request = withdraw_request(&refusal, None).unwrap();
+        assert_eq!(request.to_string(), format!("withdraw refusal {refusal}"));
+
+        let err = withdraw_request("nope", None).unwrap_err().to_string();
+        assert!(err.contains("'nope' is not an event id"), "{err}");
+        let err = withdraw_request(&refusal, Some("  ".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the reason is blank"), "{err}");
+        let err = withdraw_request(&refusal, Some("x".repeat(1001)))
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot be recorded"), "{err}");

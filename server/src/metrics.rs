@@ -35,6 +35,8 @@ pub struct Metrics {
     pub store_flush_micros: AtomicU64,
     /// Queued pushes to peer nodes dropped because a peer's queue was full.
     pub federation_outbox_dropped: AtomicU64,
+    /// Queued pushes left to reconciliation when a link opened with a deep backlog.
+    pub federation_backlog_reconciled: AtomicU64,
     /// Events sent to peer nodes over links.
     pub federation_events_sent: AtomicU64,
     /// Events received from peer nodes over links.
@@ -140,6 +142,12 @@ impl Metrics {
             "counter",
             "Queued pushes to peer nodes dropped because the queue was full.",
             c(&self.federation_outbox_dropped),
+        );
+        line(
+            "federation_backlog_reconciled_total",
+            "counter",
+            "Queued pushes left to reconciliation because a link opened with a deep backlog.",
+            c(&self.federation_backlog_reconciled),
         );
         line(
             "federation_events_sent_total",

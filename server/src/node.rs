@@ -95,6 +95,8 @@ pub struct Node {
     pub public_url: String,
     /// The links and dialers running now.
     pub federation: crate::federation::Registry,
+    /// TLS roots and the HTTP client for peers (built once at start).
+    pub peer_client: crate::federation::fetch::PeerClient,
 }
 
 /// The wall clock as a protocol timestamp.

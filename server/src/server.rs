@@ -48,6 +48,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The TLS roots for peers (`[federation] extra_root_certs`) could not be used.
+    #[error(transparent)]
+    PeerTls(#[from] crate::federation::fetch::SetupError),
     /// The listen address could not be bound.
     #[error("could not listen on {addr}: {source}. Is another program using that port? Pick another with --listen")]
     Bind {
@@ -119,6 +122,8 @@ impl Server {
             path: data_dir.to_path_buf(),
             message: e.to_string(),
         })?;
+        // Read once, before anything else starts: a bad file stops the node with a message.
+        let peer_client = crate::federation::fetch::PeerClient::new(&config.federation)?;
         let key = load_or_create_node_key(data_dir)?;
         let store: Arc<dyn Store> = Arc::new(SledStore::open(
             &data_dir.join(STORE_DIR),
@@ -170,6 +175,7 @@ impl Server {
             tracker: tracker.clone(),
             public_url,
             federation: Default::default(),
+            peer_client,
         });
         let app = crate::http::router(Arc::clone(&node))
             .into_make_service_with_connect_info::<SocketAddr>();

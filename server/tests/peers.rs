@@ -1,5 +1,6 @@
 //! `kithd admin peer add|block|list`, run as real processes on a temporary data directory,
-//! with the node stopped and running (a running node applies new requests within seconds).
+//! with the node stopped and running (a running node applies new requests within seconds;
+//! a block by node key closes the links already open with that node).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -307,4 +308,225 @@ fn peer_commands_need_the_nodes_data_directory() {
         assert!(err.contains("no node key"), "{err}");
     }
     assert!(!dir.path().join("admin").exists());
+}
+
+/// A node in this process that may dial loopback peers, with open registration; `dial_homes`
+/// off keeps it from dialing the nodes its groups' members live on.
+async fn start_linkable(dir: &Path, dial_homes: bool) -> kith_server::Server {
+    let mut config = kith_server::Config {
+        open_registration: true,
+        ..Default::default()
+    };
+    config.federation.allow_private_addresses = true;
+    config.federation.dial_member_homes = dial_homes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    kith_server::Server::start_on(dir, config, listener)
+        .await
+        .expect("the node starts")
+}
+
+/// One gauge or counter from the node's `GET /metrics`, read over plain HTTP.
+async fn metric(server: &kith_server::Server, name: &str) -> u64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("the node accepts connections");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the answer");
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics: {response}"))
+}
+
+/// Publishes `event` on `server` as a logged-in client would (its author registered there).
+async fn publish_on(server: &kith_server::Server, event: &kith_protocol::Event) {
+    let node = server.node();
+    node.ensure_registered(event.author(), None)
+        .await
+        .expect("open registration");
+    node.publish(&event.encode())
+        .await
+        .expect("the node takes the event");
+}
+
+/// A post by `author` in `group`, citing the group's heads on `server`.
+fn post_on(
+    server: &kith_server::Server,
+    author: &kith_protocol::SecretKey,
+    group: kith_protocol::GroupId,
+    text: &str,
+) -> kith_protocol::Event {
+    let heads = server
+        .node()
+        .groups
+        .heads(&group)
+        .expect("the store answers")
+        .expect("the node holds the group");
+    let body = kith_protocol::kind::PostBody { text: text.into() }.to_bytes();
+    kith_protocol::EventBuilder::new(kith_protocol::Kind::POST, kith_server::node::now(), body)
+        .group(group)
+        .parents(heads)
+        .sign(author)
+        .expect("a small event builds")
+}
+
+/// Whether `server` holds the event `id` within `wait`.
+async fn arrives(server: &kith_server::Server, id: kith_protocol::EventId, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if server
+            .node()
+            .store
+            .get_event(&id)
+            .expect("the store answers")
+            .is_some()
+        {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A links with B (`kithd admin peer add`), they share a public group's events both ways;
+/// then `kithd admin peer block <B's key>` on A's running node closes the open link on both
+/// sides within seconds, A does not link with B again, and new events cross no more.
+///
+/// Needs the link loop to close when the registry says the peer is blocked
+/// (`LinkedGuard::blocked`, in `federation::link::run_announced`) and the dialer not to link
+/// with a blocked node again (`Registry::is_blocked`, in `federation::connect`).
+#[tokio::test(flavor = "multi_thread")]
+async fn blocking_a_linked_peer_closes_the_link_and_it_stays_closed() {
+    use kith_protocol::group::body::{self, GroupCreate, Visibility};
+    use kith_protocol::group::{self, Rules};
+
+    const LINKS: &str = "kith_federation_links_open";
+    let (dir_a, dir_b) = (node_dir(), node_dir());
+    // The admin command checks the address against A's config file: loopback needs this.
+    std::fs::write(
+        dir_a.path().join("kithd.toml"),
+        "[federation]\nallow_private_addresses = true\n",
+    )
+    .expect("write the config");
+    let a = start_linkable(dir_a.path(), true).await;
+    // Only A dials: B must not dial A back, or B's own dialer would keep reopening links
+    // that A then refuses.
+    let b = start_linkable(dir_b.path(), false).await;
+    let kithd_on_a = |args: Vec<String>| {
+        let dir = dir_a.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ok(&dir, &args)
+        })
+    };
+    kithd_on_a(vec!["admin".into(), "peer".into(), "add".into(), b.url()])
+        .await
+        .expect("kithd ran");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !(a.node().federation.is_linked(&b.node_key())
+        && b.node().federation.is_linked(&a.node_key()))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A did not link with B"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&a, LINKS).await, 1);
+    assert_eq!(metric(&b, LINKS).await, 1);
+
+    // A public group founded on A reaches B, and events cross both ways.
+    let founder = kith_protocol::SecretKey::from_seed(&[51; 32]);
+    let create = body::to_bytes(&GroupCreate {
+        name: "Canal Street".into(),
+        purpose: "Lifts and errands".into(),
+        visibility: Visibility::Public,
+        rules: Rules::mutual_aid_default(),
+        founder: Default::default(),
+        home: None,
+    });
+    let genesis =
+        kith_protocol::EventBuilder::new(group::GROUP_CREATE, kith_server::node::now(), create)
+            .sign(&founder)
+            .expect("a small event builds");
+    publish_on(&a, &genesis).await;
+    let group = kith_protocol::GroupId::from(genesis.id());
+    assert!(
+        arrives(&b, genesis.id(), Duration::from_secs(15)).await,
+        "the public group did not reach B"
+    );
+    let from_a = post_on(&a, &founder, group, "from A, before the block");
+    publish_on(&a, &from_a).await;
+    assert!(arrives(&b, from_a.id(), Duration::from_secs(15)).await);
+    let from_b = post_on(&b, &founder, group, "from B, before the block");
+    publish_on(&b, &from_b).await;
+    assert!(arrives(&a, from_b.id(), Duration::from_secs(15)).await);
+
+    // Blocked while linked: the open link closes on both sides, without a restart.
+    let out = kithd_on_a(vec![
+        "admin".into(),
+        "peer".into(),
+        "block".into(),
+        b.node_key().to_string(),
+        "--reason".into(),
+        "floods us".into(),
+    ])
+    .await
+    .expect("kithd ran");
+    assert!(out.contains(&format!("block {}", b.node_key())), "{out}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while metric(&a, LINKS).await != 0 || metric(&b, LINKS).await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the link with the blocked node stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!a.node().federation.is_linked(&b.node_key()));
+    assert!(a.node().federation.is_blocked(&b.node_key()));
+
+    // It stays closed (A's dialer does not reconnect), and new events no longer cross.
+    let after_a = post_on(&a, &founder, group, "from A, after the block");
+    publish_on(&a, &after_a).await;
+    let after_b = post_on(&b, &founder, group, "from B, after the block");
+    publish_on(&b, &after_b).await;
+    for _ in 0..40 {
+        assert_eq!(metric(&a, LINKS).await, 0, "A linked with B again");
+        assert_eq!(metric(&b, LINKS).await, 0, "B linked with A again");
+        assert!(!a.node().federation.is_linked(&b.node_key()));
+        assert!(!b.node().federation.is_linked(&a.node_key()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !arrives(&b, after_a.id(), Duration::ZERO).await,
+        "A's event reached B"
+    );
+    assert!(
+        !arrives(&a, after_b.id(), Duration::ZERO).await,
+        "B's event reached A"
+    );
+    // Nor is anything kept for it: A queues nothing for a blocked node.
+    let queued = a
+        .node()
+        .store
+        .outbox_peek(&b.node_key(), 0, 100)
+        .expect("read A's queue");
+    assert!(
+        queued.iter().all(|entry| entry.id != after_a.id()),
+        "A queued its new event for the blocked node"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -1,7 +1,9 @@
 //! Node refusals end to end: `kithd admin refuse` (the real binary) appends a request to the
 //! admin log of a node running in this process; the node publishes it as a signed kind-107
 //! event in the group, the group's log shows the reason, and the node then refuses the
-//! refused member's (or the whole group's) events with that reason.
+//! refused member's (or the whole group's) events with that reason. `kithd admin refuse
+//! --withdraw` takes a refusal back with a signed kind-108 event, also in the group's log, and
+//! the node accepts those events again.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -232,6 +234,37 @@ async fn wait_for_refusals(server: &Server, group: GroupId, n: usize) -> serde_j
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits (at most 15 s) until the group's state satisfies `done`; `what` says what was awaited.
+async fn wait_for_state(
+    server: &Server,
+    group: GroupId,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = group_state(server, group).await;
+        if done(&state) {
+            return state;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen in time: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The group's log lines whose text contains `text`.
+fn log_lines<'s>(state: &'s serde_json::Value, text: &str) -> Vec<&'s serde_json::Value> {
+    state["log"]
+        .as_array()
+        .expect("a log")
+        .iter()
+        .filter(|line| line["what"].as_str().is_some_and(|w| w.contains(text)))
+        .collect()
 }
 
 /// Waits until the running node has applied the whole admin log (its hint file says so).
@@ -482,4 +515,171 @@ async fn refuse_command_gives_plain_errors() {
     assert!(!ok);
     assert!(err.contains("'someone' is not a member key"), "{err}");
     assert!(!dir.path().join("admin").join("peers.jsonl").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn withdrawing_a_refusal_is_in_the_groups_log_and_the_members_posts_are_taken_again() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = start_in(dir.path()).await;
+    let (founder, m) = (key(31), key(32));
+    let group = group_with(&server, &founder, &[&m], Some(home_of(&server))).await;
+    let refused_for = "shares neighbours' addresses without asking";
+    let (ok, out) = kithd_refuse(
+        dir.path(),
+        &[
+            "--group",
+            &group.to_string(),
+            "--member",
+            &m.public_key().to_string(),
+            "--reason",
+            refused_for,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let state = wait_for_refusals(&server, group, 1).await;
+    let refusal = state["refusals"][0]["event"]
+        .as_str()
+        .expect("the refusal's event id")
+        .to_owned();
+    let rejection = refused(post(&server, &m, group, "one more address").await);
+    assert_eq!(rejection.code, ErrorCode::NotAllowed);
+    assert!(
+        rejection.message.contains(refused_for),
+        "{}",
+        rejection.message
+    );
+
+    let withdrawn_for = "they apologised and took the posts down";
+    let (ok, out) = kithd_refuse(
+        dir.path(),
+        &["--withdraw", &refusal, "--reason", withdrawn_for],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "recorded: withdraw refusal {refusal} ({withdrawn_for})"
+        )),
+        "{out}"
+    );
+    // Picked up by the running node, without a restart: the refusal is no longer in force.
+    let state = wait_for_state(&server, group, "the withdrawal", |state| {
+        state["refusals"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    post(&server, &m, group, "sorry, all fixed")
+        .await
+        .expect("the member's posts are taken again");
+
+    // The log shows both, each with its reason, signed by the node, in that order.
+    let node_key = server.node_key().to_string();
+    let refused_line = log_lines(&state, refused_for);
+    let withdrawn_line = log_lines(&state, withdrawn_for);
+    assert_eq!(
+        (refused_line.len(), withdrawn_line.len()),
+        (1, 1),
+        "{state}"
+    );
+    let (refused_line, withdrawn_line) = (refused_line[0], withdrawn_line[0]);
+    assert_eq!(refused_line["event"], refusal.as_str());
+    assert_eq!(refused_line["actor"], node_key.as_str());
+    assert_eq!(withdrawn_line["actor"], node_key.as_str());
+    let what = withdrawn_line["what"].as_str().unwrap();
+    assert!(
+        what.contains("withdraws its refusal to host the events of member"),
+        "{what}"
+    );
+    assert!(what.contains(&refusal), "{what}");
+    let log = state["log"].as_array().unwrap();
+    let place = |line: &serde_json::Value| log.iter().position(|l| l == line).unwrap();
+    assert!(place(refused_line) < place(withdrawn_line));
+    // The withdrawal is an ordinary stored event, signed by the node.
+    let (status, event) = get_json(
+        &server,
+        &format!("/events/{}", withdrawn_line["event"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200, "{event}");
+
+    // Withdrawing it again, an unknown id or an event that is not a refusal: nothing new is
+    // published, and the node says why.
+    let unknown = "ab".repeat(32);
+    let a_post = post(&server, &founder, group, "welcome back")
+        .await
+        .expect("the founder posts")
+        .to_string();
+    for id in [&refusal, &unknown, &a_post] {
+        let (ok, out) = kithd_refuse(dir.path(), &["--withdraw", id]).await;
+        assert!(ok, "{out}");
+    }
+    wait_until_applied(dir.path()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(logs_contain("this node's refusal is no longer in force")
+        && logs_contain("this node holds no event with that id")
+        && logs_contain("not a node refusal (kind 107)"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node should log why it withdrew nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = group_state(&server, group).await;
+    assert_eq!(
+        log_lines(&state, "withdraws its refusal").len(),
+        1,
+        "{state}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_refused_a_whole_group_can_withdraw_and_host_it_again() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = start_in(dir.path()).await;
+    let (founder, member) = (key(41), key(42));
+    let group = group_with(&server, &founder, &[&member], Some(home_of(&server))).await;
+    let (ok, out) = kithd_refuse(
+        dir.path(),
+        &[
+            "--group",
+            &group.to_string(),
+            "--reason",
+            "moving the server",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let state = wait_for_refusals(&server, group, 1).await;
+    let refusal = state["refusals"][0]["event"].as_str().unwrap().to_owned();
+    refused(post(&server, &member, group, "anyone?").await);
+
+    // The node refuses every event of the group but its own refusals and withdrawals: the
+    // withdrawal goes through, here without a reason.
+    let (ok, out) = kithd_refuse(dir.path(), &["--withdraw", &refusal]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("recorded: withdraw refusal {refusal}\n")),
+        "{out}"
+    );
+    let state = wait_for_state(&server, group, "the withdrawal", |state| {
+        state["refusals"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    let line = log_lines(&state, "withdraws its refusal to host this group");
+    assert_eq!(line.len(), 1, "{state}");
+    assert!(
+        line[0]["what"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("(event {refusal})")),
+        "{state}"
+    );
+    for author in [&founder, &member] {
+        post(&server, author, group, "back again")
+            .await
+            .expect("the group's events are taken again");
+    }
+    server.shutdown().await;
 }

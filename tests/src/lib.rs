@@ -1,7 +1,8 @@
 //! The one shared harness for Kith's integration tests: real nodes on `127.0.0.1:0` with
 //! temporary data directories (in-process, or as `kithd` processes), clusters of `kithd`
-//! processes linked through cuttable proxies (for network partitions), raw WebSocket clients
-//! for speaking bad frames on purpose, and small builders for signed events.
+//! processes linked through cuttable proxies (for network partitions), a TLS-terminating
+//! proxy (for links over `wss://`), raw WebSocket clients for speaking bad frames on
+//! purpose, and small builders for signed events.
 //!
 //! Every test file uses this module; none starts a node its own way.
 #![allow(unreachable_pub)]
@@ -16,6 +17,7 @@ pub mod node;
 pub mod process;
 pub mod proxy;
 pub mod raw;
+pub mod tls_proxy;
 
 pub use cluster::Cluster;
 pub use events::{post, post_at, seeded_key, TestGroup};
@@ -23,6 +25,7 @@ pub use node::TestNode;
 pub use process::KithdProcess;
 pub use proxy::Proxy;
 pub use raw::RawClient;
+pub use tls_proxy::TlsProxy;
 
 /// Path of a binary built from this workspace (`kithd` or `kith`), building it if needed.
 pub fn workspace_binary(name: &str) -> std::path::PathBuf {

@@ -3,7 +3,8 @@
 //!
 //! Members may name their **home**: the node they live on ([`NodeRef`]), so that nodes can
 //! route a group's events to the nodes that host its members. A node that will not host a
-//! group, or one member's events in it, says so openly with a [`NodeRefusal`] (kind 107).
+//! group, or one member's events in it, says so openly with a [`NodeRefusal`] (kind 107), and
+//! takes it back just as openly with a [`NodeRefusalWithdrawal`] (kind 108).
 
 use std::collections::BTreeSet;
 
@@ -31,7 +32,7 @@ pub const MAX_LINKS: usize = 32;
 pub const MAX_COUNTED: usize = 10_000;
 /// Longest home URL, in bytes.
 pub const MAX_URL: usize = 256;
-/// Longest reason a node gives for a refusal, in characters.
+/// Longest reason a node gives for a refusal or for withdrawing one, in characters.
 pub const MAX_REFUSAL_REASON: usize = 1000;
 
 /// Where a member lives: their home node's key and the URL it is reached at.
@@ -308,6 +309,32 @@ impl NodeRefusal {
     pub fn parse(bytes: &[u8], _limits: &Limits) -> Result<Self, BodyError> {
         let b: Self = parse(bytes)?;
         text("reason", &b.reason, MAX_REFUSAL_REASON, true)?;
+        Ok(b)
+    }
+}
+
+/// Kind 108: a node withdraws one of its own refusals (kind 107).
+///
+/// Written by the node that signed the refusal, and by no one else. Like the refusal, it
+/// grants no power and changes no membership: the refusal leaves the group's list of
+/// refusals, and the log says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRefusalWithdrawal {
+    /// The refusal withdrawn: the id of a `node_refusal` event.
+    pub refusal: EventId,
+    /// Why, if the node says (not blank when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl NodeRefusalWithdrawal {
+    /// Parses and checks the body.
+    pub fn parse(bytes: &[u8], _limits: &Limits) -> Result<Self, BodyError> {
+        let b: Self = parse(bytes)?;
+        if let Some(reason) = &b.reason {
+            text("reason", reason, MAX_REFUSAL_REASON, true)?;
+        }
         Ok(b)
     }
 }

@@ -17,8 +17,8 @@
 //! computed from the endings of a first fold (and from every removal decision that passed
 //! in it, even one that found the member already gone after a concurrent leave), then the
 //! fold is run again without them. The log says how many events were hidden right after
-//! the event that ended the membership. Node refusals (kind 107) are a node's, not a
-//! member's, and no horizon hides them.
+//! the event that ended the membership. Node refusals (kind 107) and their withdrawals
+//! (kind 108) are a node's, not a member's, and no horizon hides them.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -125,6 +125,11 @@ impl Group {
 
     /// Whether `event` may join this group: judged against the state its parents establish.
     pub fn check(&self, event: &Event) -> Result<(), GroupError> {
+        if self.events.contains_key(&event.id()) {
+            // Held already, so accepted before: inserting it again changes nothing. (Judging
+            // it again would fold its whole history when it is no longer at the head.)
+            return Ok(());
+        }
         self.structural(event)?;
         let parents: BTreeSet<EventId> = event.header().parents.iter().copied().collect();
         if parents == self.heads {
@@ -495,11 +500,12 @@ impl Group {
     }
 }
 
-/// Whether an event is written by its author as a member. A node refusal (kind 107) is
-/// written by a node, which is never a member: no ending of a membership hides it, even if
-/// the node's key is also the key of a member whose membership ended.
+/// Whether an event is written by its author as a member. A node refusal (kind 107) and
+/// its withdrawal (kind 108) are written by a node, which is never a member: no ending of a
+/// membership hides them, even if the node's key is also the key of a member whose
+/// membership ended.
 fn speaks_as_member(event: &Event) -> bool {
-    event.kind() != super::NODE_REFUSAL
+    event.kind() != super::NODE_REFUSAL && event.kind() != super::NODE_REFUSAL_WITHDRAWAL
 }
 
 /// What the removal horizon hides, and where the log says so.

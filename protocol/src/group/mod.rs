@@ -42,6 +42,9 @@ pub const UNHIDE: Kind = Kind(106);
 /// Kind 107: a node refuses to host the group, or one member's events in it. Its author is
 /// a node key, not a member.
 pub const NODE_REFUSAL: Kind = Kind(107);
+/// Kind 108: a node withdraws one of its own earlier refusals (kind 107). Its author is the
+/// node key that signed the refusal.
+pub const NODE_REFUSAL_WITHDRAWAL: Kind = Kind(108);
 /// Kind 110: a proposal.
 pub const PROPOSAL: Kind = Kind(110);
 /// Kind 111: a stance.
@@ -92,6 +95,17 @@ pub enum GroupError {
     /// A node refusal by a key that is home to no member.
     #[error("{0} is not the home node of any member of this group (as of the events this one cites); only a node that is home to a member of this group can announce a refusal in it")]
     NotAHost(PublicKey),
+    /// A refusal withdrawal names an event that is not a refusal in force.
+    #[error("there is no refusal {0} in force in this group (as of the events this one cites): the id is not that of a node_refusal, the refusal is not among the events this one cites, it had no effect, or it was already withdrawn")]
+    NoSuchRefusal(EventId),
+    /// A refusal withdrawal by another key than the refusal's.
+    #[error("the refusal {refusal} was announced by node {node}; only the node that signed a refusal may withdraw it")]
+    NotYourRefusal {
+        /// The refusal.
+        refusal: EventId,
+        /// The node that signed it.
+        node: PublicKey,
+    },
     /// The author lacks a power.
     #[error("{key} holds no role with the power to {} at this time", power.describe())]
     NoPower {

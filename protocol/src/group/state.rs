@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::body::{
-    Action, GroupCreate, Invite, Join, Leave, Moderate, NodeRef, NodeRefusal, Outcome, Profile,
-    Proposal, SelfDescription, Stance, StanceKind, Verdict, Visibility,
+    Action, GroupCreate, Invite, Join, Leave, Moderate, NodeRef, NodeRefusal,
+    NodeRefusalWithdrawal, Outcome, Profile, Proposal, SelfDescription, Stance, StanceKind,
+    Verdict, Visibility,
 };
 use super::rules::{Method, Power, Rules, Who};
 use super::GroupError;
@@ -195,7 +196,7 @@ pub struct GroupState {
     /// Keys removed by decision: they can come back only through an `admit` decision, not
     /// with an invitation.
     pub removed: BTreeSet<PublicKey>,
-    /// Node refusals, in event order.
+    /// Node refusals in force (not withdrawn), in event order.
     #[serde(default)]
     pub refusals: Vec<Refusal>,
     /// The members who have a home, in the order their homes were last set in the fold
@@ -231,6 +232,8 @@ pub enum Change {
     Moderate(Moderate, bool),
     /// A node refuses to host the group, or one member's events in it.
     Refusal(NodeRefusal),
+    /// A node withdraws one of its refusals.
+    RefusalWithdrawal(NodeRefusalWithdrawal),
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -501,6 +504,24 @@ impl GroupState {
                 }
                 Ok(Change::Refusal(refusal))
             }
+            super::NODE_REFUSAL_WITHDRAWAL => {
+                // Only the node that signed a refusal takes it back, and only a refusal in
+                // force. The node need not be a host any more: it may always say that it no
+                // longer refuses.
+                let withdrawal = NodeRefusalWithdrawal::parse(body, limits).map_err(body_err)?;
+                let refusal = self
+                    .refusals
+                    .iter()
+                    .find(|r| r.event == withdrawal.refusal)
+                    .ok_or(GroupError::NoSuchRefusal(withdrawal.refusal))?;
+                if refusal.node != author {
+                    return Err(GroupError::NotYourRefusal {
+                        refusal: refusal.event,
+                        node: refusal.node,
+                    });
+                }
+                Ok(Change::RefusalWithdrawal(withdrawal))
+            }
             other => Err(GroupError::NotAGroupKind(other)),
         }
     }
@@ -674,9 +695,9 @@ impl GroupState {
         let author = event.author();
         let at = event.created_at();
         let id = event.id();
-        // A refusal is written by a node: it is not a member's voice, even if the node's
-        // key happens to be a member's too.
-        if !matches!(change, Change::Refusal(_)) {
+        // A refusal (or its withdrawal) is written by a node: it is not a member's voice,
+        // even if the node's key happens to be a member's too.
+        if !matches!(change, Change::Refusal(_) | Change::RefusalWithdrawal(_)) {
             if let Some(m) = self.members.get_mut(&author) {
                 m.last_heard = m.last_heard.max(at);
             }
@@ -852,6 +873,34 @@ impl GroupState {
                     at,
                 });
                 log(self, what, None);
+            }
+            Change::RefusalWithdrawal(withdrawal) => {
+                let Some(at) = self
+                    .refusals
+                    .iter()
+                    .position(|r| r.event == withdrawal.refusal)
+                else {
+                    return;
+                };
+                let refusal = self.refusals.remove(at);
+                let refused = match &refusal.member {
+                    Some(member) => {
+                        format!("to host the events of member {member} in this group")
+                    }
+                    None => "to host this group".to_owned(),
+                };
+                let why = withdrawal
+                    .reason
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                log(
+                    self,
+                    format!(
+                        "node {author} withdraws its refusal {refused} (event {}){why}",
+                        refusal.event
+                    ),
+                    None,
+                );
             }
         }
     }

@@ -21,6 +21,7 @@ pub struct Config {
     max_rounds: u32,
     id_list_threshold: usize,
     max_pending_ranges: usize,
+    absent_ranges: bool,
 }
 
 impl Default for Config {
@@ -30,6 +31,7 @@ impl Default for Config {
             max_rounds: 256,
             id_list_threshold: 16,
             max_pending_ranges: 16_384,
+            absent_ranges: true,
         }
     }
 }
@@ -55,7 +57,7 @@ impl Config {
     /// the ids themselves rather than split further: between 2 and
     /// [`MAX_ID_LIST_THRESHOLD`]; default 16. Higher can save the last round trip when
     /// differences are sparse; lower costs fewer bytes (and, with bounded messages, fewer
-    /// rounds) when they are dense. `protocol/sync-spec-draft.md` has the measurements.
+    /// rounds) when they are dense. SPEC.md §9.14 has the measurements.
     pub fn with_id_list_threshold(mut self, threshold: usize) -> Config {
         self.id_list_threshold = threshold.clamp(2, MAX_ID_LIST_THRESHOLD);
         self
@@ -68,6 +70,22 @@ impl Config {
     pub fn with_max_pending_ranges(mut self, ranges: usize) -> Config {
         self.max_pending_ranges = ranges.max(16);
         self
+    }
+
+    /// Whether a responder answers an initiator's *empty* id list with an absent range (the
+    /// count of its items there, mode 5) rather than the ids; default true. The initiator
+    /// then fetches the whole range ([`Initiator::need_ranges`](super::Initiator::need_ranges))
+    /// and neither side sends those ids at all, which is what makes catching up from far
+    /// behind cost about the events' own bytes. False gives every id, for callers that
+    /// want the exact difference as ids.
+    pub fn with_absent_ranges(mut self, absent: bool) -> Config {
+        self.absent_ranges = absent;
+        self
+    }
+
+    /// See [`Config::with_absent_ranges`].
+    pub const fn absent_ranges(&self) -> bool {
+        self.absent_ranges
     }
 
     /// See [`Config::with_max_message_bytes`].

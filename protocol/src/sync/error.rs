@@ -55,7 +55,7 @@ pub enum SyncError {
     #[error("a range follows the END bound, above which nothing can be")]
     RangeAfterEnd,
     /// A mode byte this version does not define.
-    #[error("unknown range mode {mode}; version {SYNC_VERSION} defines modes 0 to 4")]
+    #[error("unknown range mode {mode}; version {SYNC_VERSION} defines modes 0 to 5")]
     UnknownMode {
         /// The byte.
         mode: u8,

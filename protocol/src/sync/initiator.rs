@@ -24,6 +24,18 @@ enum State {
     Failed,
 }
 
+/// A range `[lower, upper)` in which the peer says it holds `count` items and this side
+/// holds none: what an absent answer (mode 5) settles to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeedRange {
+    /// The inclusive lower bound.
+    pub lower: Bound,
+    /// The exclusive upper bound.
+    pub upper: Bound,
+    /// How many items the peer says it holds there (a claim: fetch and check).
+    pub count: u64,
+}
+
 /// The side that starts a reconciliation session, and at its end knows which ids it has
 /// that the peer lacks ([`Initiator::have_ids`]) and which the peer has that it lacks
 /// ([`Initiator::need_ids`]).
@@ -69,6 +81,7 @@ pub struct Initiator<S> {
     rounds: u32,
     have: Vec<EventId>,
     need: Vec<EventId>,
+    need_ranges: Vec<NeedRange>,
     have_seen: HashSet<EventId>,
     need_seen: HashSet<EventId>,
 }
@@ -97,6 +110,7 @@ impl<S: SyncStore> Initiator<S> {
             rounds: 0,
             have: Vec::new(),
             need: Vec::new(),
+            need_ranges: Vec::new(),
             have_seen: HashSet::new(),
             need_seen: HashSet::new(),
         }
@@ -170,6 +184,14 @@ impl<S: SyncStore> Initiator<S> {
         &self.need
     }
 
+    /// Ranges in which the peer holds items and this side holds none, in increasing order
+    /// (the peer answered with an absent range, [`Config::with_absent_ranges`]). Their ids
+    /// are in neither list: fetch each range whole, and check that what comes back lies in
+    /// it.
+    pub fn need_ranges(&self) -> &[NeedRange] {
+        &self.need_ranges
+    }
+
     /// Both lists, `(have, need)`, consuming the session.
     pub fn into_ids(self) -> (Vec<EventId>, Vec<EventId>) {
         (self.have, self.need)
@@ -231,6 +253,27 @@ impl<S: SyncStore> Initiator<S> {
                     self.asked_about(&lower, &upper)?;
                     let at = positions(&self.store, &lower, &upper);
                     self.settle_with_list(at, ids);
+                }
+                Payload::Absent { count } => {
+                    let asked = self.asked_about(&lower, &upper)?;
+                    if asked.lower != lower
+                        || asked.upper != upper
+                        || asked.kind != PieceKind::IdList
+                        || !positions(&self.store, &lower, &upper).is_empty()
+                    {
+                        return Err(SyncError::UnrequestedRange);
+                    }
+                    // Kept in increasing order (they are found out of order: a high range
+                    // can settle while lower ones are still being split).
+                    let at = self.need_ranges.partition_point(|r| r.lower < lower);
+                    self.need_ranges.insert(
+                        at,
+                        NeedRange {
+                            lower,
+                            upper,
+                            count: *count,
+                        },
+                    );
                 }
                 Payload::Difference { missing, held } => {
                     let asked = self.asked_about(&lower, &upper)?;

@@ -111,6 +111,38 @@ impl Bound {
         }
     }
 
+    /// The lowest bound above `item`: `item` is below it, and every larger item is not.
+    /// Where a fetch of a range continues after the last item received.
+    pub fn after(item: &Item) -> Bound {
+        let mut id = *item.id.as_bytes();
+        // Add one to the id as a 256-bit big-endian number.
+        for byte in id.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                return Bound {
+                    end: false,
+                    time: item.time.0,
+                    id,
+                };
+            }
+        }
+        // The id was all 0xff: the next point is the next millisecond.
+        match item.time.0.checked_add(1) {
+            Some(time) => Bound {
+                end: false,
+                time,
+                id: [0; 32],
+            },
+            None => Bound::END,
+        }
+    }
+
+    /// Whether `item` lies in the range `[self, upper)`.
+    pub fn holds(&self, upper: &Bound, item: &Item) -> bool {
+        !self.is_above(item) && upper.is_above(item)
+    }
+
     /// Whether this is [`Bound::END`].
     pub const fn is_end(&self) -> bool {
         self.end
@@ -171,6 +203,26 @@ mod tests {
         assert!(!Bound::MIN.is_above(&item(0, &[])));
         assert!(Bound::at(&item(3, &[1])).is_above(&item(3, &[0, 0xff])));
         assert!(!Bound::at(&item(3, &[1])).is_above(&item(3, &[1])));
+    }
+
+    #[test]
+    fn after_is_the_next_point() {
+        let x = item(7, &[1, 2]);
+        let next = Bound::after(&x);
+        assert!(next.is_above(&x));
+        assert!(!next.is_above(&item(
+            7,
+            &[
+                1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 0, 1
+            ]
+        )));
+        assert!(Bound::at(&x).holds(&next, &x));
+        let last = item(7, &[0xff; 32]);
+        assert_eq!(Bound::after(&last), Bound::new(Timestamp(8), &[]).unwrap());
+        let very_last = item(u64::MAX, &[0xff; 32]);
+        assert_eq!(Bound::after(&very_last), Bound::END);
+        assert!(!Bound::MIN.holds(&Bound::MIN, &x));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!         | count:varint id:32 bytes × count                 (mode 2 id list)
 //!         | count:varint id:32 bytes × count                 (mode 3 difference)
 //!           bits:varint held:⌈bits/8⌉ bytes
+//!         | count:varint                                     (mode 5 absent, count ≥ 1)
 //! ```
 //!
 //! Ranges are contiguous: the first starts at [`Bound::MIN`] and each starts where the one
@@ -44,6 +45,10 @@ pub enum Mode {
     /// I did not answer this range in this round (my message was full): ask again. Only a
     /// responder sends it.
     Deferred = 4,
+    /// The answer to your *empty* id list for exactly this range: I hold this many items
+    /// here, none of which you have; fetch them by range rather than by id. Only a
+    /// responder sends it.
+    Absent = 5,
 }
 
 impl Mode {
@@ -55,6 +60,7 @@ impl Mode {
             2 => Mode::IdList,
             3 => Mode::Difference,
             4 => Mode::Deferred,
+            5 => Mode::Absent,
             _ => return None,
         })
     }
@@ -72,6 +78,7 @@ impl Mode {
             Mode::IdList => "id list",
             Mode::Difference => "difference",
             Mode::Deferred => "deferred",
+            Mode::Absent => "absent",
         }
     }
 }
@@ -171,6 +178,12 @@ pub enum Payload {
     },
     /// Mode 4: not answered this round.
     Deferred,
+    /// Mode 5: the answer to an empty id list: how many items the sender holds in the
+    /// range (at least one), all of which the receiver lacks.
+    Absent {
+        /// How many.
+        count: u64,
+    },
 }
 
 impl Payload {
@@ -182,6 +195,7 @@ impl Payload {
             Payload::IdList(_) => Mode::IdList,
             Payload::Difference { .. } => Mode::Difference,
             Payload::Deferred => Mode::Deferred,
+            Payload::Absent { .. } => Mode::Absent,
         }
     }
 }
@@ -217,6 +231,7 @@ impl Message {
                     w.difference(&lower, &range.upper, missing, held)
                 }
                 Payload::Deferred => w.deferred(&lower, &range.upper),
+                Payload::Absent { count } => w.absent(&lower, &range.upper, *count),
             }
         }
         w.finish()
@@ -237,7 +252,8 @@ impl Message {
 /// that is not minimal or exceeds 64 bits; a time that overflows; a prefix longer than 32
 /// bytes or ending in a zero byte; END with a non-zero time delta, or anything after END;
 /// bounds that do not strictly increase; an unknown mode; a count larger than the bytes
-/// left could hold; held bits with non-zero padding; two skips in a row, or a skip last.
+/// left could hold; held bits with non-zero padding; an absent range with a count of zero;
+/// two skips in a row, or a skip last.
 ///
 /// It never panics, and allocates at most in proportion to `bytes.len()`.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, SyncError> {
@@ -378,6 +394,15 @@ impl<'a> Reader<'a> {
         Ok(match mode {
             Mode::Skip => Payload::Skip,
             Mode::Deferred => Payload::Deferred,
+            Mode::Absent => {
+                let count = self.varint("an absent range's count")?;
+                if count == 0 {
+                    return Err(SyncError::NonCanonical {
+                        what: "an absent range holds no items (send a skip range instead)",
+                    });
+                }
+                Payload::Absent { count }
+            }
             Mode::Fingerprint => {
                 let raw = self.take(FINGERPRINT_LEN, "a fingerprint")?;
                 let mut fp = [0u8; FINGERPRINT_LEN];
@@ -540,6 +565,11 @@ impl Writer {
     pub(super) fn deferred(&mut self, lower: &Bound, upper: &Bound) {
         self.open(lower, upper, Mode::Deferred);
     }
+
+    pub(super) fn absent(&mut self, lower: &Bound, upper: &Bound, count: u64) {
+        self.open(lower, upper, Mode::Absent);
+        varint::write(&mut self.buf, count);
+    }
 }
 
 /// Bytes of an id list payload of `count` ids (after the mode byte).
@@ -555,6 +585,9 @@ pub(super) fn difference_len(missing: usize, held_bits: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The version byte, as the first byte of the hand-written messages below.
+    const V: u8 = SYNC_VERSION;
 
     fn bound(time: u64, prefix: &[u8]) -> Bound {
         Bound::new(Timestamp(time), prefix).unwrap()
@@ -581,6 +614,10 @@ mod tests {
                         missing: vec![EventId::from_bytes([2; 32])],
                         held: [true, false, true].into_iter().collect(),
                     },
+                },
+                MessageRange {
+                    upper: bound(1_700_000_000_600, &[]),
+                    payload: Payload::Absent { count: 300 },
                 },
                 MessageRange {
                     upper: Bound::END,
@@ -618,7 +655,7 @@ mod tests {
                 },
             ],
         };
-        let mut expected = vec![0x01, 0xac, 0x02, 0x00, 0x00, 0x00, 0x01, 0xab, 0x01];
+        let mut expected = vec![V, 0xac, 0x02, 0x00, 0x00, 0x00, 0x01, 0xab, 0x01];
         expected.extend_from_slice(&[0x11; 16]);
         expected.extend_from_slice(&[0x00, 0xff, 0x02, 0x00]);
         assert_eq!(message.encode(), expected);
@@ -635,97 +672,102 @@ mod tests {
     fn refuses_malformed() {
         assert!(matches!(refused(&[]), SyncError::Truncated { .. }));
         assert!(matches!(
-            refused(&[0x02, 0x00]),
-            SyncError::UnsupportedVersion { version: 2 }
+            refused(&[0x01, 0x00]),
+            SyncError::UnsupportedVersion { version: 1 }
         ));
         assert!(matches!(
             refused(&[0x61]),
             SyncError::UnsupportedVersion { version: 0x61 }
         ));
         // Truncated in the middle of the bound, the mode and the payload.
-        assert!(matches!(refused(&[1, 0x80]), SyncError::Truncated { .. }));
-        assert!(matches!(refused(&[1, 0x05]), SyncError::Truncated { .. }));
+        assert!(matches!(refused(&[V, 0x80]), SyncError::Truncated { .. }));
+        assert!(matches!(refused(&[V, 0x05]), SyncError::Truncated { .. }));
         assert!(matches!(
-            refused(&[1, 0x05, 0x00]),
+            refused(&[V, 0x05, 0x00]),
             SyncError::Truncated { .. }
         ));
         assert!(matches!(
-            refused(&[1, 0x05, 0x00, 0x01, 0x00]),
+            refused(&[V, 0x05, 0x00, 0x01, 0x00]),
             SyncError::Truncated { .. }
         ));
         // Mode 9.
         assert!(matches!(
-            refused(&[1, 0x05, 0x00, 0x09]),
+            refused(&[V, 0x05, 0x00, 0x09]),
             SyncError::UnknownMode { mode: 9 }
         ));
         // First bound equal to MIN.
         assert!(matches!(
-            refused(&[1, 0x00, 0x00, 0x04]),
+            refused(&[V, 0x00, 0x00, 0x04]),
             SyncError::BoundsNotIncreasing
         ));
         // Second bound equal to the first.
         assert!(matches!(
-            refused(&[1, 0x05, 0x00, 0x04, 0x00, 0x00, 0x04]),
+            refused(&[V, 0x05, 0x00, 0x04, 0x00, 0x00, 0x04]),
             SyncError::BoundsNotIncreasing
         ));
         // Same time, smaller prefix.
         assert!(matches!(
-            refused(&[1, 0x05, 0x01, 0x09, 0x04, 0x00, 0x01, 0x08, 0x04]),
+            refused(&[V, 0x05, 0x01, 0x09, 0x04, 0x00, 0x01, 0x08, 0x04]),
             SyncError::BoundsNotIncreasing
         ));
         // Prefix of 33 bytes; prefix ending in zero.
         assert!(matches!(
-            refused(&[1, 0x05, 33]),
+            refused(&[V, 0x05, 33]),
             SyncError::PrefixTooLong { len: 33 }
         ));
         assert!(matches!(
-            refused(&[1, 0x05, 0x02, 0x01, 0x00, 0x04]),
+            refused(&[V, 0x05, 0x02, 0x01, 0x00, 0x04]),
             SyncError::NonCanonical { .. }
         ));
         // END with a time; a range after END.
         assert!(matches!(
-            refused(&[1, 0x01, 0xff, 0x04]),
+            refused(&[V, 0x01, 0xff, 0x04]),
             SyncError::NonCanonical { .. }
         ));
         assert!(matches!(
-            refused(&[1, 0x00, 0xff, 0x04, 0x01, 0x00, 0x04]),
+            refused(&[V, 0x00, 0xff, 0x04, 0x01, 0x00, 0x04]),
             SyncError::RangeAfterEnd
         ));
         // Time overflow: u64::MAX, then +1.
-        let mut bytes = vec![1];
+        let mut bytes = vec![V];
         bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         bytes.extend_from_slice(&[0x00, 0x04, 0x01, 0x01, 0x01, 0x04]);
         assert!(matches!(refused(&bytes), SyncError::Overflow { .. }));
         // Counts beyond the bytes left: a billion ids, and 2^64-1 held bits.
         assert!(matches!(
-            refused(&[1, 0x05, 0x00, 0x02, 0x80, 0x94, 0xeb, 0xdc, 0x03]),
+            refused(&[V, 0x05, 0x00, 0x02, 0x80, 0x94, 0xeb, 0xdc, 0x03]),
             SyncError::CountTooLarge { .. }
         ));
-        let mut bytes = vec![1, 0x05, 0x00, 0x03, 0x00];
+        let mut bytes = vec![V, 0x05, 0x00, 0x03, 0x00];
         bytes.extend_from_slice(&[0xff; 9]);
         bytes.push(0x01);
         assert!(matches!(refused(&bytes), SyncError::CountTooLarge { .. }));
         // Held bits with padding set: 1 bit, byte 0b10.
         assert!(matches!(
-            refused(&[1, 0x05, 0x00, 0x03, 0x00, 0x01, 0x02]),
+            refused(&[V, 0x05, 0x00, 0x03, 0x00, 0x01, 0x02]),
+            SyncError::NonCanonical { .. }
+        ));
+        // An absent range with no items.
+        assert!(matches!(
+            refused(&[V, 0x05, 0x00, 0x05, 0x00]),
             SyncError::NonCanonical { .. }
         ));
         // Non-minimal varint.
         assert!(matches!(
-            refused(&[1, 0x85, 0x00, 0x00, 0x04]),
+            refused(&[V, 0x85, 0x00, 0x00, 0x04]),
             SyncError::NonCanonical { .. }
         ));
         // Two skips; trailing skip.
         assert!(matches!(
-            refused(&[1, 0x05, 0x00, 0x00, 0x05, 0x00, 0x00, 0x05, 0x00, 0x04]),
+            refused(&[V, 0x05, 0x00, 0x00, 0x05, 0x00, 0x00, 0x05, 0x00, 0x04]),
             SyncError::NonCanonical { .. }
         ));
         assert!(matches!(
-            refused(&[1, 0x05, 0x00, 0x04, 0x05, 0x00, 0x00]),
+            refused(&[V, 0x05, 0x00, 0x04, 0x05, 0x00, 0x00]),
             SyncError::NonCanonical { .. }
         ));
         // Too large.
-        let mut big = vec![1u8];
+        let mut big = vec![V];
         big.resize(MAX_MESSAGE_BYTES + 1, 0);
         assert!(matches!(refused(&big), SyncError::MessageTooLarge { .. }));
     }

@@ -19,13 +19,17 @@
 //! bounded ([`Config::with_max_rounds`]). The decoder ([`decode_message`]) is strict and
 //! public, for fuzzing.
 //!
-//! Fetching the events themselves is *not* part of a session: the caller fetches
-//! [`Initiator::need_ids`] from the peer in batches, at the pace it can validate and
-//! store them, and tells the peer about [`Initiator::have_ids`] (or lets the peer run its
-//! own session).
+//! Ranges where the initiator holds nothing at all are answered with a count instead of
+//! ids (an *absent* range, mode 5, [`Config::with_absent_ranges`]); the initiator lists them
+//! in [`Initiator::need_ranges`]. A node far behind thus learns what it lacks without the
+//! ids of it crossing the wire.
 //!
-//! `protocol/sync-spec-draft.md` describes the format and the rules; this is one
-//! implementation of it.
+//! Fetching the events themselves is *not* part of a session: the caller fetches
+//! [`Initiator::need_ids`] and [`Initiator::need_ranges`] from the peer in batches, at the
+//! pace it can validate and store them, and tells the peer about [`Initiator::have_ids`]
+//! (or lets the peer run its own session).
+//!
+//! SPEC.md §9 describes the format and the rules; this is one implementation of it.
 //!
 //! Layout:
 //! - [`Item`], [`Bound`]: the ordered space and the points that cut it into ranges;
@@ -50,14 +54,14 @@ mod varint;
 pub use config::{Config, MAX_ID_LIST_THRESHOLD, MIN_MESSAGE_BYTES};
 pub use error::SyncError;
 pub use fingerprint::{fingerprint_of, Accumulator, Fingerprint, FINGERPRINT_LEN};
-pub use initiator::Initiator;
+pub use initiator::{Initiator, NeedRange};
 pub use item::{Bound, Item, MAX_PREFIX_LEN};
 pub use message::{decode_message, HeldBits, Message, MessageRange, Mode, Payload};
 pub use responder::Responder;
 pub use store::{SyncSet, SyncStore};
 
 /// The version of the sync message format: the first byte of every message.
-pub const SYNC_VERSION: u8 = 1;
+pub const SYNC_VERSION: u8 = 2;
 
 /// The largest sync message any node may send, and so the largest every node must accept.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;

@@ -5,9 +5,7 @@ use std::collections::HashSet;
 use super::message::{difference_len, id_list_len, Writer, MAX_BOUND_LEN};
 use super::split::{positions, split, Piece, PieceKind};
 use super::varint::MAX_VARINT_LEN;
-use super::{
-    decode_message, Bound, Config, HeldBits, Message, Mode, Payload, SyncError, SyncStore,
-};
+use super::{decode_message, Bound, Config, HeldBits, Message, Payload, SyncError, SyncStore};
 use crate::EventId;
 
 /// Room kept free in every answer for the closing deferred range: a skip range over any
@@ -129,20 +127,29 @@ impl<S: SyncStore> Responder<S> {
                         break;
                     }
                 }
+                Payload::IdList(theirs) if theirs.is_empty() && self.config.absent_ranges() => {
+                    // They hold nothing here: say how much we hold, not which, and let them
+                    // fetch the range.
+                    let count = positions(&self.store, &lower, &upper).len();
+                    if count > 0 {
+                        let mark = w.mark();
+                        w.absent(&lower, &upper, count as u64);
+                        if w.len() > room {
+                            w.reset(mark);
+                            w.deferred(&lower, &last_upper);
+                            break;
+                        }
+                    }
+                }
                 Payload::IdList(theirs) => {
                     if let Some(from) = self.answer_id_list(&mut w, &lower, &upper, theirs, room) {
                         w.deferred(&from, &last_upper);
                         break;
                     }
                 }
-                Payload::Difference { .. } => {
+                Payload::Difference { .. } | Payload::Deferred | Payload::Absent { .. } => {
                     return Err(SyncError::UnexpectedMode {
-                        mode: Mode::Difference,
-                    })
-                }
-                Payload::Deferred => {
-                    return Err(SyncError::UnexpectedMode {
-                        mode: Mode::Deferred,
+                        mode: range.payload.mode(),
                     })
                 }
             }

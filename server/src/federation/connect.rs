@@ -1,8 +1,14 @@
 //! Opening links: the `/federation` endpoint peers dial, and the dialers this node runs for
 //! its configured peers and for the nodes its groups' members name as home. Both sides run
 //! the `kith_protocol::link` handshake, then hand the link to [`super::link::run_link`].
+//!
+//! A dialer first reads the peer's node information ([`super::fetch`]): a peer with another
+//! key than the one its URL was named for, or speaking no protocol version this node
+//! speaks, is not dialed. Then it connects to the checked addresses only, runs TLS for an
+//! `https://` peer (`wss://`, certificate checked for the URL's host), and the WebSocket
+//! upgrade. The node information is a hint; the signed handshake is the proof.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +20,10 @@ use kith_protocol::PublicKey;
 use rand::Rng as _;
 
 use super::address::check_peer_url;
-use super::frame::{FEDERATION_PATH, MAX_FED_FRAME_BYTES};
+use super::fetch::tls_failure;
+use super::frame::{FEDERATION_PATH, MAX_FED_FRAME_BYTES, MAX_GROUPS_LISTED};
 use super::link::run_link;
-use super::peers::{key_id, PeerStatus};
+use super::peers::{key_id, Peer, PeerStatus};
 use super::wire::{pump, Data, Pumped, Wire};
 use crate::node::{now, Node, SharedNode};
 
@@ -147,18 +154,24 @@ async fn handshake(mut hs: Handshake, wire: &mut Wire, node: &Node) -> Option<Pu
 }
 
 /// Dials every configured and admin-added peer, each in its own task, for as long as the
-/// node runs.
+/// node runs; then the homes of the members of the groups held here and the peers with
+/// queued events (see [`start_targets`]), so links come back after a restart without
+/// waiting for a new event.
 pub async fn start_dialers(node: SharedNode) {
     let mut urls: Vec<String> = node.config.federation.peers.clone();
-    match node.blocking(|s| s.peers()).await {
-        Ok(peers) => urls.extend(
-            peers
-                .into_iter()
-                .filter(|p| p.status == PeerStatus::Added)
-                .filter_map(|p| p.url),
-        ),
-        Err(e) => tracing::warn!("could not read the peer list: {}", e.message),
-    }
+    let records = match node.blocking(|s| s.peers()).await {
+        Ok(peers) => peers,
+        Err(e) => {
+            tracing::warn!("could not read the peer list: {}", e.message);
+            Vec::new()
+        }
+    };
+    urls.extend(
+        records
+            .iter()
+            .filter(|p| p.status == PeerStatus::Added)
+            .filter_map(|p| p.url.clone()),
+    );
     let mut seen = HashSet::new();
     for url in urls {
         let text = url.trim_end_matches('/').to_owned();
@@ -167,6 +180,105 @@ pub async fn start_dialers(node: SharedNode) {
             tracker.spawn(dial_forever(Arc::clone(&node), text, None));
         }
     }
+
+    let dial_homes = node.config.federation.dial_member_homes;
+    let shared = Arc::clone(&node);
+    let found = node
+        .blocking(move |s| {
+            let homes = if dial_homes {
+                member_homes(&shared)?
+            } else {
+                BTreeMap::new()
+            };
+            let queued: Vec<PublicKey> = s
+                .outbox_stats()?
+                .into_iter()
+                .filter(|q| q.depth > 0)
+                .map(|q| q.peer)
+                .collect();
+            Ok((homes, queued))
+        })
+        .await;
+    let (homes, queued) = match found {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(
+                "could not read which nodes host this node's groups: {}",
+                e.message
+            );
+            return;
+        }
+    };
+    let me = node.key.public_key();
+    for (key, url) in start_targets(&me, &homes, &records, &queued) {
+        if !node.federation.is_linked(&key) && node.federation.start_dialing(&url) {
+            let tracker = node.tracker.clone();
+            tracker.spawn(dial_forever(Arc::clone(&node), url, Some(key)));
+        }
+    }
+}
+
+/// The nodes hosting the members of every group held here (node key → URL a member named).
+/// Blocking: loads each group's state.
+fn member_homes(node: &Node) -> Result<BTreeMap<PublicKey, String>, crate::store::StoreError> {
+    use kith_protocol::event::GroupId;
+    let filter = kith_protocol::frame::Filter {
+        kinds: Some(vec![kith_protocol::group::GROUP_CREATE]),
+        ..Default::default()
+    };
+    let mut homes = BTreeMap::new();
+    for genesis in node.store.query(&filter, MAX_GROUPS_LISTED, usize::MAX)? {
+        let group = GroupId::from(genesis.id());
+        match node.groups.hosts(&group) {
+            Ok(Some((_, hosts))) => homes.extend(hosts),
+            Ok(None) => {}
+            // One damaged group must not keep the others' homes from being dialed.
+            Err(e) => tracing::warn!(%group, "not dialing this group's homes: {e}"),
+        }
+    }
+    Ok(homes)
+}
+
+/// Which nodes to dial at start besides the configured peers, each URL once: every node in
+/// `homes` (the members' homes, empty when the admin turned `dial_member_homes` off), and
+/// every peer in `queued` (with events waiting in its outbound queue) whose URL is known,
+/// from `homes` or from an added peer's record; never this node (`me`) nor a blocked one.
+pub fn start_targets(
+    me: &PublicKey,
+    homes: &BTreeMap<PublicKey, String>,
+    records: &[Peer],
+    queued: &[PublicKey],
+) -> Vec<(PublicKey, String)> {
+    let recorded = |key: &PublicKey| {
+        records
+            .iter()
+            .find(|p| p.key.as_ref() == Some(key) && p.status == PeerStatus::Added)
+            .and_then(|p| p.url.clone())
+    };
+    let blocked = |key: &PublicKey, url: &str| {
+        records.iter().any(|p| {
+            p.status == PeerStatus::Blocked
+                && (p.key.as_ref() == Some(key) || p.url.as_deref() == Some(url))
+        })
+    };
+    let wanted = homes
+        .iter()
+        .map(|(key, url)| (*key, Some(url.clone())))
+        .chain(
+            queued
+                .iter()
+                .map(|key| (*key, homes.get(key).cloned().or_else(|| recorded(key)))),
+        );
+    let mut urls = HashSet::new();
+    let mut out = Vec::new();
+    for (key, url) in wanted {
+        let Some(url) = url else { continue };
+        let url = url.trim_end_matches('/').to_owned();
+        if key != *me && !blocked(&key, &url) && urls.insert(url.clone()) {
+            out.push((key, url));
+        }
+    }
+    out
 }
 
 /// Starts linking with a node a member names as their home, unless it is this node, is
@@ -177,6 +289,7 @@ pub fn dial_home(node: &SharedNode, key: PublicKey, url: &str) {
     if !node.config.federation.dial_member_homes
         || key == node.key.public_key()
         || node.federation.is_linked(&key)
+        || node.federation.is_blocked(&key)
     {
         return;
     }
@@ -218,22 +331,28 @@ async fn dial_forever(node: SharedNode, url: String, expected: Option<PublicKey>
             Err(_) => return,
         };
         let base = peer_url.as_str().trim_end_matches('/');
-        let ws_url = if base.starts_with("https://") {
-            tracing::warn!(%url, "not linking with this peer: linking over TLS (https) is not built yet");
-            return;
+        let ws_url = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}{FEDERATION_PATH}")
         } else if let Some(rest) = base.strip_prefix("http://") {
             format!("ws://{rest}{FEDERATION_PATH}")
         } else {
             tracing::warn!(%url, "not linking with this peer: unsupported scheme");
             return;
         };
-        match dial_once(&node, &ws_url, peer_url.addresses(), expected).await {
-            Ok(true) => attempt = 0,
-            Ok(false) => attempt = attempt.saturating_add(1),
-            Err(e) => {
-                tracing::info!(%url, "could not link with a peer: {e}");
-                attempt = attempt.saturating_add(1);
+        if peer_answers_for(&node, &peer_url, expected).await {
+            match dial_once(&node, &ws_url, peer_url.addresses(), expected).await {
+                Ok(true) => attempt = 0,
+                Ok(false) => attempt = attempt.saturating_add(1),
+                Err(e) => {
+                    tracing::info!(%url, "could not link with a peer: {e:#}");
+                    if tls_failure(e.as_ref()).is_some() {
+                        node.metrics.reject("federation_tls_failed");
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
             }
+        } else {
+            attempt = attempt.saturating_add(1);
         }
         tokio::select! {
             _ = node.shutdown.cancelled() => return,
@@ -242,10 +361,55 @@ async fn dial_forever(node: SharedNode, url: String, expected: Option<PublicKey>
     }
 }
 
+/// Reads the peer's node information; whether to dial it now. Not if the fetch failed
+/// (a TLS failure is counted as `federation_tls_failed`), if the node has another key than
+/// `expected`, or if it speaks no protocol version this node speaks (each logged).
+async fn peer_answers_for(
+    node: &Node,
+    peer: &super::address::PeerUrl,
+    expected: Option<PublicKey>,
+) -> bool {
+    let info = tokio::select! {
+        _ = node.shutdown.cancelled() => return false,
+        info = node.peer_client.node_info(peer) => info,
+    };
+    match info {
+        Err(e) => {
+            tracing::info!(url = %peer, "could not link with a peer: {e}");
+            if e.is_tls() {
+                node.metrics.reject("federation_tls_failed");
+            }
+            false
+        }
+        Ok(info) if expected.is_some_and(|k| k != info.node) => {
+            tracing::warn!(url = %peer, named = %info.node, "the node at this URL has another key than the one named for it; not linking");
+            node.metrics.reject("federation_wrong_key");
+            false
+        }
+        Ok(info) if node.federation.is_blocked(&info.node) => {
+            tracing::info!(url = %peer, node = %info.node, "not linking with a blocked node");
+            false
+        }
+        Ok(info) if !info.speaks_ours() => {
+            tracing::warn!(
+                url = %peer,
+                "not linking with this peer: it speaks protocol versions {:?} and this node speaks {:?}; one of the two nodes needs upgrading",
+                info.protocol_versions,
+                kith_protocol::SUPPORTED_VERSIONS
+            );
+            node.metrics.reject("federation_no_common_version");
+            false
+        }
+        Ok(_) => true,
+    }
+}
+
 /// One connection to a peer; `Ok(true)` if the link was established (and has now ended).
 ///
 /// It connects only to `addresses`, the ones [`check_peer_url`] resolved and found public,
 /// and never looks the name up again (a second lookup could answer with a private address).
+/// For a `wss://` URL it runs TLS over that connection with the node's trust roots, the
+/// server name (SNI, and the name the certificate must carry) being the URL's host.
 async fn dial_once(
     node: &SharedNode,
     ws_url: &str,
@@ -259,8 +423,15 @@ async fn dial_once(
         .max_frame_size(Some(MAX_FED_FRAME_BYTES));
     let connect = async {
         let stream = tokio::net::TcpStream::connect(addresses).await?;
-        let (socket, response) =
-            tokio_tungstenite::client_async_with_config(ws_url, stream, Some(config)).await?;
+        // Used for wss:// only; a ws:// URL stays plain.
+        let tls = tokio_tungstenite::Connector::Rustls(node.peer_client.tls());
+        let (socket, response) = tokio_tungstenite::client_async_tls_with_config(
+            ws_url,
+            stream,
+            Some(config),
+            Some(tls),
+        )
+        .await?;
         anyhow::Ok((socket, response))
     };
     let (socket, _) = tokio::select! {
@@ -334,5 +505,63 @@ mod tests {
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
         }
         assert!(backoff(100) <= Duration::from_secs(60));
+    }
+
+    fn key(n: u8) -> PublicKey {
+        kith_protocol::SecretKey::from_seed(&[n; 32]).public_key()
+    }
+
+    fn record(key: Option<PublicKey>, url: Option<&str>, status: PeerStatus) -> Peer {
+        Peer {
+            url: url.map(str::to_owned),
+            key,
+            status,
+            reason: String::new(),
+            since_ms: 0,
+        }
+    }
+
+    #[test]
+    fn homes_and_queued_peers_are_dialed_at_start_once_each() {
+        let me = key(1);
+        let homes: BTreeMap<PublicKey, String> = [
+            (me, "http://me.example".to_owned()),
+            (key(2), "http://two.example/".to_owned()),
+            (key(3), "http://shared.example".to_owned()),
+            // Another key at the same URL: the URL is dialed once.
+            (key(4), "http://shared.example".to_owned()),
+            (key(5), "http://blocked-by-key.example".to_owned()),
+            (key(6), "http://blocked-by-url.example".to_owned()),
+        ]
+        .into();
+        let records = vec![
+            record(Some(key(5)), None, PeerStatus::Blocked),
+            record(
+                None,
+                Some("http://blocked-by-url.example"),
+                PeerStatus::Blocked,
+            ),
+            record(
+                Some(key(7)),
+                Some("http://seven.example"),
+                PeerStatus::Added,
+            ),
+            record(
+                Some(key(8)),
+                Some("http://eight.example"),
+                PeerStatus::Added,
+            ),
+        ];
+        // Queued for: a home (already listed), an added peer, one with no known URL.
+        let queued = [key(2), key(7), key(9)];
+        let targets = start_targets(&me, &homes, &records, &queued);
+        let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
+        assert_eq!(urls.len(), 3, "{targets:?}");
+        assert!(targets.contains(&(key(2), "http://two.example".to_owned())));
+        assert!(targets.contains(&(key(7), "http://seven.example".to_owned())));
+        assert!(urls.contains(&"http://shared.example"), "{targets:?}");
+        // With member homes off (empty), only queued peers with a recorded URL.
+        let targets = start_targets(&me, &BTreeMap::new(), &records, &queued);
+        assert_eq!(targets, vec![(key(7), "http://seven.example".to_owned())]);
     }
 }

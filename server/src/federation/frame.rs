@@ -13,14 +13,18 @@
 //! binary 0x03 fetch       id(32)…                             ask for events (at most FETCH_BATCH)
 //! binary 0x04 events      n_missing(u32) id(32)… (len(u32) event)…   the answer (at most EVENTS_REPLY_BYTES)
 //! binary 0x05 event       seq(u64, 0 = none) event            a newly stored event from the sender's queue
+//! binary 0x06 fetch_range group(32) lower upper               ask for a group's events in [lower, upper)
+//! binary 0x07 range_events more(u8) (len(u32) event)…         the answer, in (time, id) order (at most RANGE_BATCH)
+//! bound = 0x00 time(u64) prefix-len(u8) prefix | 0x01 (END)
 //! ```
 //!
 //! Integers are big-endian.
 //!
 //! SPEC.md §9.16 is the normative text.
 
-use kith_protocol::event::{EventId, GroupId};
+use kith_protocol::event::{EventId, GroupId, Timestamp};
 use kith_protocol::frame::ErrorCode;
+use kith_protocol::sync::Bound;
 use serde::{Deserialize, Serialize};
 
 /// Path of the node-to-node WebSocket.
@@ -31,6 +35,8 @@ pub const MAX_FED_FRAME_BYTES: usize = 4 * 1024 * 1024;
 pub const FETCH_BATCH: usize = 64;
 /// Most bytes of events one `events` answer carries (at least one event).
 pub const EVENTS_REPLY_BYTES: usize = 1024 * 1024;
+/// Most events one `range_events` answer carries (and at most [`EVENTS_REPLY_BYTES`]).
+pub const RANGE_BATCH: usize = 256;
 /// Most group ids one `fed_groups` may carry.
 pub const MAX_GROUPS_PER_FRAME: usize = 10_000;
 /// Most events waiting for their parents, per link.
@@ -110,6 +116,23 @@ pub enum BinFrame {
         /// The events' bytes.
         events: Vec<Vec<u8>>,
     },
+    /// A request for a group's events in `[lower, upper)` (a range the sync found the
+    /// sender holds none of), answered with [`BinFrame::RangeEvents`].
+    FetchRange {
+        /// The group.
+        group: GroupId,
+        /// Inclusive lower bound.
+        lower: Bound,
+        /// Exclusive upper bound.
+        upper: Bound,
+    },
+    /// The first events of a requested range, in (time, id) order.
+    RangeEvents {
+        /// Whether the range holds more: ask again from just after the last one.
+        more: bool,
+        /// The events' bytes.
+        events: Vec<Vec<u8>>,
+    },
     /// A newly stored event, from the sender's outbound queue; answered with `fed_ack`.
     Event {
         /// Its place in the sender's queue for this peer.
@@ -136,6 +159,54 @@ fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], BinFrameError> {
 fn take_u32(bytes: &mut &[u8]) -> Result<u32, BinFrameError> {
     let b = take(bytes, 4)?;
     Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn put_bound(out: &mut Vec<u8>, bound: &Bound) {
+    match bound.time() {
+        None => out.push(1),
+        Some(time) => {
+            out.push(0);
+            out.extend_from_slice(&time.0.to_be_bytes());
+            let prefix = bound.prefix();
+            // At most 32 bytes.
+            out.push(prefix.len() as u8);
+            out.extend_from_slice(prefix);
+        }
+    }
+}
+
+fn take_bound(bytes: &mut &[u8]) -> Result<Bound, BinFrameError> {
+    match take(bytes, 1)?[0] {
+        1 => Ok(Bound::END),
+        0 => {
+            let time = u64::from_be_bytes(take(bytes, 8)?.try_into().unwrap_or([0; 8]));
+            let len = usize::from(take(bytes, 1)?[0]);
+            let prefix = take(bytes, len)?;
+            Bound::new(Timestamp(time), prefix)
+                .map_err(|_| BinFrameError("a bound's id prefix is longer than 32 bytes"))
+        }
+        _ => Err(BinFrameError("a bound starts with neither 0 nor 1")),
+    }
+}
+
+/// Reads `(len(u32) event)…` to the end, at most `max` events.
+fn take_events(b: &mut &[u8], max: usize) -> Result<Vec<Vec<u8>>, BinFrameError> {
+    let mut events = Vec::new();
+    while !b.is_empty() {
+        if events.len() >= max {
+            return Err(BinFrameError("more events than one answer may carry"));
+        }
+        let len = take_u32(b)? as usize;
+        events.push(take(b, len)?.to_vec());
+    }
+    Ok(events)
+}
+
+fn put_events(out: &mut Vec<u8>, events: &[Vec<u8>]) {
+    for event in events {
+        out.extend_from_slice(&(event.len() as u32).to_be_bytes());
+        out.extend_from_slice(event);
+    }
 }
 
 fn take_id(bytes: &mut &[u8]) -> Result<[u8; 32], BinFrameError> {
@@ -180,10 +251,22 @@ impl BinFrame {
                 for id in missing {
                     out.extend_from_slice(id.as_bytes());
                 }
-                for event in events {
-                    out.extend_from_slice(&(event.len() as u32).to_be_bytes());
-                    out.extend_from_slice(event);
-                }
+                put_events(&mut out, events);
+            }
+            BinFrame::FetchRange {
+                group,
+                lower,
+                upper,
+            } => {
+                out.push(6);
+                out.extend_from_slice(group.as_bytes());
+                put_bound(&mut out, lower);
+                put_bound(&mut out, upper);
+            }
+            BinFrame::RangeEvents { more, events } => {
+                out.push(7);
+                out.push(u8::from(*more));
+                put_events(&mut out, events);
             }
             BinFrame::Event { seq, event } => {
                 out.push(5);
@@ -238,15 +321,35 @@ impl BinFrame {
                 for _ in 0..n {
                     missing.push(EventId::from_bytes(take_id(b)?));
                 }
-                let mut events = Vec::new();
-                while !b.is_empty() {
-                    if events.len() >= FETCH_BATCH {
-                        return Err(BinFrameError("more events than a fetch may ask for"));
-                    }
-                    let len = take_u32(b)? as usize;
-                    events.push(take(b, len)?.to_vec());
-                }
+                let events = take_events(b, FETCH_BATCH)?;
                 BinFrame::Events { missing, events }
+            }
+            6 => {
+                let group = GroupId::from_bytes(take_id(b)?);
+                let lower = take_bound(b)?;
+                let upper = take_bound(b)?;
+                if !b.is_empty() {
+                    return Err(BinFrameError("bytes after a fetch_range's bounds"));
+                }
+                if lower >= upper {
+                    return Err(BinFrameError(
+                        "a fetch_range's lower bound is not below its upper one",
+                    ));
+                }
+                BinFrame::FetchRange {
+                    group,
+                    lower,
+                    upper,
+                }
+            }
+            7 => {
+                let more = match take(b, 1)?[0] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(BinFrameError("range_events' `more` is neither 0 nor 1")),
+                };
+                let events = take_events(b, RANGE_BATCH)?;
+                BinFrame::RangeEvents { more, events }
             }
             5 => {
                 let seq = u64::from_be_bytes(take(b, 8)?.try_into().unwrap_or([0; 8]));
@@ -309,21 +412,49 @@ mod tests {
                 seq: None,
                 event: vec![5; 4],
             },
+            BinFrame::FetchRange {
+                group: GroupId::from_bytes([9; 32]),
+                lower: Bound::new(Timestamp(5), &[1, 2]).unwrap(),
+                upper: Bound::END,
+            },
+            BinFrame::FetchRange {
+                group: GroupId::from_bytes([9; 32]),
+                lower: Bound::MIN,
+                upper: Bound::new(Timestamp(1), &[]).unwrap(),
+            },
+            BinFrame::RangeEvents {
+                more: true,
+                events: vec![vec![7; 10]],
+            },
+            BinFrame::RangeEvents {
+                more: false,
+                events: vec![],
+            },
         ];
         for frame in frames {
             assert_eq!(BinFrame::decode(&frame.encode()).unwrap(), frame);
         }
-        for bad in [
-            &[][..],
-            &[0][..],
-            &[9, 1][..],
-            &[1, 0, 0][..],
-            &[3, 1, 2][..],
-            &[4, 0, 0, 0, 1][..],
-            &[4, 0, 0, 0, 0, 0, 0, 0, 5, 1][..],
-            &[5, 0, 0][..],
-        ] {
-            assert!(BinFrame::decode(bad).is_err(), "{bad:?}");
+        let bad: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            [0].to_vec(),
+            [9, 1].to_vec(),
+            [1, 0, 0].to_vec(),
+            [3, 1, 2].to_vec(),
+            [4, 0, 0, 0, 1].to_vec(),
+            [4, 0, 0, 0, 0, 0, 0, 0, 5, 1].to_vec(),
+            [5, 0, 0].to_vec(),
+            // fetch_range: cut short; bound tag 2; lower not below upper (END, END).
+            [6, 1].to_vec(),
+            [&[6][..], &[9; 32], &[2]].concat(),
+            [&[6][..], &[9; 32], &[1, 1]].concat(),
+            // a prefix of 33 bytes
+            [&[6][..], &[9; 32], &[0], &[0; 8], &[33], &[1; 33], &[1]].concat(),
+            // range_events: `more` of 2; an event cut short.
+            [7, 2].to_vec(),
+            [7, 1, 0, 0, 0, 5, 1].to_vec(),
+        ];
+        for bad in bad {
+            assert!(BinFrame::decode(&bad).is_err(), "{bad:?}");
         }
         let too_many = BinFrame::Fetch {
             ids: (0..=FETCH_BATCH as u8).map(id).collect(),

@@ -19,7 +19,7 @@ use std::time::Instant;
 use kith_protocol::event::{Event, EventId, GroupId};
 use kith_protocol::frame::{ErrorCode, Filter};
 use kith_protocol::group::GROUP_CREATE;
-use kith_protocol::sync::{self, Initiator, Item, Responder, SyncSet};
+use kith_protocol::sync::{self, Bound, Initiator, Item, Responder, SyncSet};
 use kith_protocol::PublicKey;
 use tokio::sync::broadcast;
 
@@ -82,6 +82,71 @@ fn readable(store: &dyn crate::store::Store, id: &EventId) -> Option<Event> {
     })
 }
 
+/// The events of one group in `[lower, upper)`, which a sync found this node lacks
+/// entirely: fetched whole, in order, without naming their ids.
+#[derive(Debug, Clone, Copy)]
+struct RangeFetch {
+    group: GroupId,
+    lower: Bound,
+    upper: Bound,
+}
+
+/// The one fetch a link has in flight.
+enum InFlight {
+    Ids(Vec<EventId>),
+    Range(RangeFetch),
+}
+
+/// A range of a group served to a peer: up to [`RANGE_BATCH`] events (and
+/// [`EVENTS_REPLY_BYTES`]) from `lower` on, below `upper`, in `(time, id)` order, the creating
+/// event included; and whether more remain. Blocking.
+fn serve_range(
+    node: &Node,
+    fetch: &RangeFetch,
+    peer: &PublicKey,
+) -> Result<(Vec<Vec<u8>>, bool), crate::store::StoreError> {
+    let genesis_id = EventId::from_bytes(*fetch.group.as_bytes());
+    let Some(genesis) = readable(&*node.store, &genesis_id) else {
+        return Ok((Vec::new(), false));
+    };
+    if genesis.kind() != GROUP_CREATE || !may_serve(node, &fetch.group, peer)? {
+        return Ok((Vec::new(), false));
+    }
+    let (time, prefix) = match fetch.lower.time() {
+        Some(time) => (time, fetch.lower.prefix()),
+        None => return Ok((Vec::new(), false)),
+    };
+    let mut id = [0u8; 32];
+    id[..prefix.len()].copy_from_slice(prefix);
+    // One more than a batch, to learn whether more remain.
+    let mut events = node
+        .store
+        .group_events_from(&fetch.group, time, &id, RANGE_BATCH + 1)?;
+    let item = |e: &Event| Item::new(e.created_at(), e.id());
+    if fetch.lower.holds(&fetch.upper, &item(&genesis)) {
+        let at = events.partition_point(|e| item(e) < item(&genesis));
+        events.insert(at, genesis);
+    }
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let mut more = false;
+    for event in events {
+        if !fetch.upper.is_above(&item(&event)) {
+            break;
+        }
+        let encoded = event.encode();
+        if out.len() >= RANGE_BATCH
+            || (!out.is_empty() && bytes + encoded.len() > EVENTS_REPLY_BYTES)
+        {
+            more = true;
+            break;
+        }
+        bytes += encoded.len();
+        out.push(encoded);
+    }
+    Ok((out, more))
+}
+
 /// What became of one event from the peer.
 enum Ingested {
     Stored,
@@ -107,11 +172,17 @@ struct Link<'a> {
     current: Option<(GroupId, u32, Initiator<SyncSet>)>,
     responders: HashMap<GroupId, (u32, Responder<SyncSet>)>,
     fetch_queue: VecDeque<EventId>,
+    /// Ranges to fetch whole, lowest first per group.
+    range_queue: VecDeque<RangeFetch>,
     requested: HashSet<EventId>,
-    in_flight: Option<Vec<EventId>>,
+    in_flight: Option<InFlight>,
     pending: HashMap<EventId, Vec<u8>>,
     /// For each id cited by a waiting event: the waiting events citing it.
     waiting_on: HashMap<EventId, Vec<EventId>>,
+    /// While a batch of fetched events is taken: the ids waiting events cited, fetched
+    /// after the batch only if it did not bring them (in a batch in `(time, id)` order, a
+    /// parent written in the same millisecond often comes just after its child).
+    cited_in_batch: Option<Vec<EventId>>,
     bad_frames: u32,
 }
 
@@ -134,10 +205,12 @@ pub(super) async fn run_link(node: &SharedNode, wire: Wire, peer: PublicKey) {
         current: None,
         responders: HashMap::new(),
         fetch_queue: VecDeque::new(),
+        range_queue: VecDeque::new(),
         requested: HashSet::new(),
         in_flight: None,
         pending: HashMap::new(),
         waiting_on: HashMap::new(),
+        cited_in_batch: None,
         bad_frames: 0,
     };
     run_announced(&mut link, &mut live, &mut queued).await;
@@ -160,6 +233,7 @@ async fn run_announced(
             return;
         }
     };
+    link.leave_backlog_to_sync().await;
     for chunk in ours.chunks(MAX_GROUPS_PER_FRAME) {
         if !link
             .wire
@@ -181,6 +255,7 @@ async fn run_announced(
         let keep = tokio::select! {
             changed = queued.changed() => changed.is_ok() && link.drain_outbox().await,
             _ = node.shutdown.cancelled() => false,
+            _ = link.guard.blocked() => false,
             data = link.wire.rx.recv() => match data {
                 Some(data) => link.on_data(data).await,
                 None => false,
@@ -294,6 +369,47 @@ impl Link<'_> {
         }
     }
 
+    /// At the start of a link, before the groups are announced: a backlog deeper than
+    /// [`OUTBOX_WINDOW`] is dropped, because the peer is about to reconcile every group it
+    /// is announced, which brings it all of them for the cost of the difference. Pushing
+    /// them as well would send most events twice. A short queue is still pushed: it is
+    /// quick, and costs at most a window of repeats.
+    async fn leave_backlog_to_sync(&mut self) {
+        if !self.guard.drains() {
+            return;
+        }
+        let peer = self.peer;
+        let depth = self
+            .node
+            .blocking(move |s| {
+                Ok(s.outbox_stats()?
+                    .into_iter()
+                    .find(|q| q.peer == peer)
+                    .map_or(0, |q| q.depth))
+            })
+            .await
+            .unwrap_or(0);
+        if depth <= OUTBOX_WINDOW as u64 {
+            return;
+        }
+        match self
+            .node
+            .blocking(move |s| s.outbox_ack(&peer, u64::MAX))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(peer = %self.peer, depth, "left a backlog of queued events to reconciliation");
+                self.node
+                    .metrics
+                    .federation_backlog_reconciled
+                    .fetch_add(depth, Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, "could not update the outbound queue: {}", e.message)
+            }
+        }
+    }
+
     /// Drops acknowledged (and leading skipped) queue entries, and deletes them from the
     /// store.
     async fn forget_acked(&mut self, acked: Option<u64>) {
@@ -355,11 +471,24 @@ impl Link<'_> {
                 self.current = Some((group, self.sessions, initiator));
             }
         }
-        if self.in_flight.is_none() && !self.fetch_queue.is_empty() {
+        if self.in_flight.is_some() {
+            return true;
+        }
+        // Ids first: they are parents (or groups) that waiting events need.
+        if !self.fetch_queue.is_empty() {
             let n = self.fetch_queue.len().min(FETCH_BATCH);
             let ids: Vec<EventId> = self.fetch_queue.drain(..n).collect();
-            self.in_flight = Some(ids.clone());
+            self.in_flight = Some(InFlight::Ids(ids.clone()));
             return self.send_bin(BinFrame::Fetch { ids }).await;
+        }
+        if let Some(range) = self.range_queue.pop_front() {
+            self.in_flight = Some(InFlight::Range(range));
+            let frame = BinFrame::FetchRange {
+                group: range.group,
+                lower: range.lower,
+                upper: range.upper,
+            };
+            return self.send_bin(frame).await;
         }
         true
     }
@@ -409,6 +538,19 @@ impl Link<'_> {
             } => self.on_sync_reply(group, session, &msg).await,
             BinFrame::Fetch { ids } => self.on_fetch(ids).await,
             BinFrame::Events { missing, events } => self.on_events(events, missing).await,
+            BinFrame::FetchRange {
+                group,
+                lower,
+                upper,
+            } => {
+                self.on_fetch_range(RangeFetch {
+                    group,
+                    lower,
+                    upper,
+                })
+                .await
+            }
+            BinFrame::RangeEvents { more, events } => self.on_range_events(events, more).await,
             BinFrame::Event { event, seq } => {
                 self.node
                     .metrics
@@ -545,6 +687,12 @@ impl Link<'_> {
                 .blocking(move |s| s.add_follower(&group, &peer))
                 .await;
             let genesis = EventId::from_bytes(*group.as_bytes());
+            self.range_queue
+                .extend(initiator.need_ranges().iter().map(|r| RangeFetch {
+                    group,
+                    lower: r.lower,
+                    upper: r.upper,
+                }));
             let (_, need) = initiator.into_ids();
             if need.contains(&genesis) {
                 self.fetch_queue.push_back(genesis);
@@ -611,8 +759,73 @@ impl Link<'_> {
         }
     }
 
+    async fn on_fetch_range(&mut self, fetch: RangeFetch) -> bool {
+        let node = Arc::clone(self.node);
+        let peer = self.peer;
+        let found = self
+            .node
+            .blocking(move |_| serve_range(&node, &fetch, &peer))
+            .await;
+        match found {
+            Ok((events, more)) => self.send_bin(BinFrame::RangeEvents { more, events }).await,
+            Err(e) => self.refuse(e.code, e.message).await,
+        }
+    }
+
+    /// Takes the next events of the range in flight: each must be of its group and lie in
+    /// it. If the peer has more, asks again from just after the last one received (so a
+    /// peer that claims more but sends nothing new ends the fetch).
+    async fn on_range_events(&mut self, events: Vec<Vec<u8>>, more: bool) -> bool {
+        let Some(InFlight::Range(range)) = self.in_flight.take() else {
+            return self
+                .refuse(ErrorCode::BadFrame, "range_events without a fetch_range")
+                .await;
+        };
+        let mut last: Option<Item> = None;
+        let mut batch = Vec::with_capacity(events.len());
+        for bytes in events {
+            let event = match Event::decode(&bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    if !self
+                        .refuse(ErrorCode::MalformedEvent, format!("bad event: {e}"))
+                        .await
+                    {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let item = Item::new(event.created_at(), event.id());
+            if in_group(&event) != Some(range.group) || !range.lower.holds(&range.upper, &item) {
+                if !self
+                    .refuse(
+                        ErrorCode::BadFrame,
+                        "an event outside the range that was asked for",
+                    )
+                    .await
+                {
+                    return false;
+                }
+                continue;
+            }
+            last = Some(last.map_or(item, |l| l.max(item)));
+            batch.push((bytes, item.id));
+        }
+        if !self.take_batch(batch).await {
+            return false;
+        }
+        if let (true, Some(last)) = (more, last) {
+            let lower = Bound::after(&last);
+            if lower < range.upper {
+                self.range_queue.push_front(RangeFetch { lower, ..range });
+            }
+        }
+        true
+    }
+
     async fn on_events(&mut self, events: Vec<Vec<u8>>, missing: Vec<EventId>) -> bool {
-        let Some(asked) = self.in_flight.take() else {
+        let Some(InFlight::Ids(asked)) = self.in_flight.take() else {
             return self
                 .refuse(ErrorCode::BadFrame, "fed_events without a fed_fetch")
                 .await;
@@ -623,6 +836,7 @@ impl Link<'_> {
                 .await;
         }
         let mut got = HashSet::new();
+        let mut batch = Vec::with_capacity(events.len());
         for bytes in events {
             let id = match Event::decode(&bytes) {
                 Ok(e) => e.id(),
@@ -646,9 +860,10 @@ impl Link<'_> {
                 continue;
             }
             got.insert(id);
-            if !self.take(bytes, Some(id)).await {
-                return false;
-            }
+            batch.push((bytes, id));
+        }
+        if !self.take_batch(batch).await {
+            return false;
         }
         if !got.is_empty() {
             // What did not fit in the answer is asked for again.
@@ -677,10 +892,9 @@ impl Link<'_> {
                 if let Some(g) = event.group() {
                     wanted.push(EventId::from_bytes(*g.as_bytes()));
                 }
-                for id in wanted {
-                    if self.requested.len() < MAX_PARENT_FETCHES && self.requested.insert(id) {
-                        self.fetch_queue.push_front(id);
-                    }
+                match &mut self.cited_in_batch {
+                    Some(cited) => cited.extend(wanted),
+                    None => self.fetch_cited(wanted),
                 }
                 true
             }
@@ -695,6 +909,35 @@ impl Link<'_> {
             }
             Ingested::Refused(r) => self.refuse(r.code, r.message).await,
         }
+    }
+
+    /// Fetches ids that waiting events cite, first thing (bounded, each once per link).
+    fn fetch_cited(&mut self, ids: Vec<EventId>) {
+        for id in ids {
+            if self.requested.len() < MAX_PARENT_FETCHES && self.requested.insert(id) {
+                self.fetch_queue.push_front(id);
+            }
+        }
+    }
+
+    /// Takes a batch of fetched events; what they cite and the batch did not bring is
+    /// fetched afterwards. `false` if the link is to close.
+    async fn take_batch(&mut self, batch: Vec<(Vec<u8>, EventId)>) -> bool {
+        self.cited_in_batch = Some(Vec::new());
+        let mut keep = true;
+        for (bytes, id) in batch {
+            if !self.take(bytes, Some(id)).await {
+                keep = false;
+                break;
+            }
+        }
+        let cited = self.cited_in_batch.take().unwrap_or_default();
+        let still: Vec<EventId> = cited
+            .into_iter()
+            .filter(|id| self.waiting_on.contains_key(id))
+            .collect();
+        self.fetch_cited(still);
+        keep
     }
 
     /// After storing an event of a group this link did not follow yet (a group the peer

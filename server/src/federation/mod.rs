@@ -10,6 +10,9 @@
 //! - [`registry`]: the links and dialers running now;
 //! - [`address`]: which peer addresses the node may contact (never private ranges on a
 //!   peer's say-so);
+//! - [`fetch`]: the TLS roots trusted for `https://` peers (links run over `wss://`), and
+//!   the HTTP client that reads a peer's node information (same address rules, redirects
+//!   bounded and never into private ranges);
 //! - [`peers`]: the peers an admin added or blocked, and the admin request log that
 //!   `kithd admin peer …` writes while the node runs.
 //!
@@ -17,6 +20,7 @@
 
 pub mod address;
 pub mod connect;
+pub mod fetch;
 pub mod frame;
 pub mod link;
 pub mod peers;

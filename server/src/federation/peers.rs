@@ -3,7 +3,8 @@
 //! A [`Peer`] record lives in the store's `peers` tree under [`Peer::id`]: the normalised
 //! base URL (`https://kith.example.org`), or `key:<kith1…>` for a block by node key.
 //!
-//! `kithd admin peer add|block` and `kithd admin refuse` must work while the node runs, and
+//! `kithd admin peer add|block` and `kithd admin refuse [--withdraw]` must work while the node
+//! runs, and
 //! the running node holds the store's lock. So, like `kithd admin invite`, they never open the
 //! store: they append one [`AdminRequest`] per line to `<data-dir>/admin/peers.jsonl` (mode
 //! 0600, fsynced), and the node applies them:
@@ -11,11 +12,17 @@
 //! - when it starts, the peer requests it has not applied yet ([`apply_pending_admin`]), so
 //!   the dialers start with the full peer list;
 //! - while it runs, every [`ADMIN_POLL`] ([`apply_admin_while_running`]): whatever was
-//!   appended since. An added peer is dialed at once. A block is stored: from then on links
-//!   with the blocked node are refused at the handshake, but a link already open with it stays
-//!   until it drops (restart the node to cut it at once). A refusal is published as a signed
-//!   kind-107 event in its group ([`crate::refusal`]); it needs the running node's groups, so
-//!   the start-up pass stops at the first refusal and leaves the rest to the running node.
+//!   appended since. An added peer is dialed at once. A block by node key is stored, and the
+//!   [`super::Registry`] is told: every link open with that node closes, and from then on
+//!   links with it are refused at the handshake. (A block by address is stored only, and closes no
+//!   link: the address does not say which node key to cut.) A refusal, or the
+//!   withdrawal of one, is published as a signed kind-107 or kind-108 event in its group
+//!   ([`crate::refusal`]); it needs the running node's groups, so the start-up pass stops at
+//!   the first one and leaves the rest to the running node.
+//!
+//! At the start of [`apply_admin_while_running`] the registry also learns every node key
+//! blocked before, so a link with a blocked node that slips past the handshake check closes
+//! at once.
 //!
 //! The store remembers how many bytes of the log it has applied, so each request is applied
 //! once. The log is append-only: do not edit it by hand.
@@ -25,7 +32,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kith_protocol::{GroupId, PublicKey};
+use kith_protocol::{EventId, GroupId, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use super::address::{normalize_peer_url, normalized_text};
@@ -128,6 +135,28 @@ pub enum AdminRequest {
         /// When the admin asked, in ms since the epoch.
         at_ms: u64,
     },
+    /// Withdraw one of this node's refusals: the running node publishes a signed withdrawal
+    /// (kind 108) in the refusal's group, see [`crate::refusal`].
+    WithdrawRefusal {
+        /// The refusal's event id (a kind-107 event this node signed).
+        refusal: EventId,
+        /// Why, for the group's log (optional).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When the admin asked, in ms since the epoch.
+        at_ms: u64,
+    },
+}
+
+impl AdminRequest {
+    /// Whether the request publishes an event, which needs the running node's groups
+    /// (a refusal or its withdrawal).
+    fn publishes(&self) -> bool {
+        matches!(
+            self,
+            AdminRequest::Refuse { .. } | AdminRequest::WithdrawRefusal { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for AdminRequest {
@@ -148,6 +177,16 @@ impl std::fmt::Display for AdminRequest {
                 reason,
                 ..
             } => write!(f, "refuse member {member} in group {group} ({reason})"),
+            AdminRequest::WithdrawRefusal {
+                refusal,
+                reason: None,
+                ..
+            } => write!(f, "withdraw refusal {refusal}"),
+            AdminRequest::WithdrawRefusal {
+                refusal,
+                reason: Some(reason),
+                ..
+            } => write!(f, "withdraw refusal {refusal} ({reason})"),
         }
     }
 }
@@ -313,9 +352,10 @@ fn write_applied_hint(data_dir: &Path, offset: u64) {
 /// the store opens. Unreadable lines are skipped with a warning; a request for the same peer
 /// replaces the earlier one (the latest request wins).
 ///
-/// It stops before the first refusal ([`AdminRequest::Refuse`]): publishing one needs the
-/// running node, so that request and those after it are left for
-/// [`apply_admin_while_running`], whose first pass runs as soon as the node is up.
+/// It stops before the first refusal or withdrawal of one ([`AdminRequest::Refuse`],
+/// [`AdminRequest::WithdrawRefusal`]): publishing one needs the running node, so that
+/// request and those after it are left for [`apply_admin_while_running`], whose first pass
+/// runs as soon as the node is up.
 pub fn apply_pending_admin(data_dir: &Path, store: &dyn Store) -> Result<usize, AdminLogError> {
     let tail = read_admin_lines(data_dir, store.admin_peers_applied()?)?;
     let mut applied = 0;
@@ -323,7 +363,7 @@ pub fn apply_pending_admin(data_dir: &Path, store: &dyn Store) -> Result<usize, 
     let mut line_start = tail.start;
     for (request, line_end) in tail.lines {
         match request {
-            Ok(AdminRequest::Refuse { .. }) => {
+            Ok(request) if request.publishes() => {
                 upto = line_start;
                 break;
             }
@@ -352,6 +392,16 @@ pub fn apply_pending_admin(data_dir: &Path, store: &dyn Store) -> Result<usize, 
 /// request twice changes nothing, and a refusal already published with the same reason is not
 /// published again).
 pub async fn apply_admin_while_running(node: SharedNode, data_dir: PathBuf) {
+    match node.blocking(|s| s.peers()).await {
+        Ok(peers) => {
+            for peer in peers {
+                if let (None, Some(key), PeerStatus::Blocked) = (&peer.url, peer.key, peer.status) {
+                    node.federation.block(key);
+                }
+            }
+        }
+        Err(e) => tracing::warn!("could not read the blocked peers: {}", e.message),
+    }
     let mut applied = None;
     loop {
         match apply_new_admin(&node, &data_dir, applied).await {
@@ -416,6 +466,11 @@ async fn apply_new_admin(
             }) => {
                 crate::refusal::refuse(node, group, member, &reason).await;
             }
+            Ok(AdminRequest::WithdrawRefusal {
+                refusal, reason, ..
+            }) => {
+                crate::refusal::withdraw(node, refusal, reason).await;
+            }
             Ok(request) => {
                 let stored = request.clone();
                 node.blocking(move |s| apply(s, &stored))
@@ -429,10 +484,14 @@ async fn apply_new_admin(
                             super::connect::dial_peer(node, &normalized_text(&url));
                         }
                     }
-                    AdminRequest::BlockUrl { .. } | AdminRequest::BlockKey { .. } => {
-                        tracing::info!("new links with the blocked peer are refused; a link already open with it stays until it drops (restart the node to cut it now)");
+                    AdminRequest::BlockKey { key, .. } => {
+                        let closed = node.federation.block(*key);
+                        tracing::info!(peer = %key, "new links with the blocked node are refused, and {closed} link(s) open with it are closing");
                     }
-                    AdminRequest::Refuse { .. } => {}
+                    AdminRequest::BlockUrl { .. } => {
+                        tracing::info!("the blocked address is not dialed again at the next start; to close links with the node at that address and refuse new ones now, block its node key (kithd admin peer block kith1…)");
+                    }
+                    AdminRequest::Refuse { .. } | AdminRequest::WithdrawRefusal { .. } => {}
                 }
             }
             Err(line) => tracing::warn!(%line, "skipped an unreadable line in admin/peers.jsonl"),
@@ -488,7 +547,7 @@ pub fn apply(store: &dyn Store, request: &AdminRequest) -> Result<(), StoreError
                 since_ms: *at_ms,
             })
         }
-        AdminRequest::Refuse { .. } => {
+        AdminRequest::Refuse { .. } | AdminRequest::WithdrawRefusal { .. } => {
             // Not a store record: the running node publishes it as an event.
             Ok(())
         }

@@ -1,19 +1,32 @@
 //! What the node knows about its links right now: which peers are linked, which link drains
-//! each peer's outbound queue, which URLs have a dialer, and a signal for new queued events.
-//! Memory only: after a restart the queues (in the store) and the peer list are the truth.
+//! each peer's outbound queue, which URLs have a dialer, which node keys are blocked (so that
+//! a block closes the links open with that node), and a signal for new queued events.
+//! Memory only: after a restart the queues (in the store) and the peer list are the truth;
+//! the blocked keys are read back from the store when the node starts
+//! ([`super::peers::apply_admin_while_running`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use kith_protocol::PublicKey;
 use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Shared by every link and dialer of one node.
 pub struct Registry {
-    linked: Mutex<HashMap<PublicKey, usize>>,
+    linked: Mutex<HashMap<PublicKey, Linked>>,
     draining: Mutex<HashSet<PublicKey>>,
     dialing: Mutex<HashSet<String>>,
+    blocked: Mutex<HashSet<PublicKey>>,
     queued: watch::Sender<u64>,
+}
+
+/// The links open with one peer.
+struct Linked {
+    /// How many.
+    links: usize,
+    /// Cancelled when the peer is blocked: every link with it closes.
+    cut: CancellationToken,
 }
 
 impl Default for Registry {
@@ -22,6 +35,7 @@ impl Default for Registry {
             linked: Mutex::default(),
             draining: Mutex::default(),
             dialing: Mutex::default(),
+            blocked: Mutex::default(),
             queued: watch::Sender::new(0),
         }
     }
@@ -33,18 +47,52 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Registry {
     /// Notes an established link with `peer`; the link is forgotten when the guard drops.
+    /// If `peer` is blocked, the guard is already cut ([`LinkedGuard::blocked`] resolves at
+    /// once): a link whose handshake passed just before the block still closes.
     pub fn linked(&self, peer: PublicKey) -> LinkedGuard<'_> {
-        *locked(&self.linked).entry(peer).or_insert(0) += 1;
+        // Lock order: `linked`, then `blocked` (as in `block`), so a block cannot slip
+        // between the check and the note.
+        let mut linked = locked(&self.linked);
+        let blocked = self.is_blocked(&peer);
+        let entry = linked.entry(peer).or_insert_with(|| Linked {
+            links: 0,
+            cut: CancellationToken::new(),
+        });
+        entry.links += 1;
+        if blocked {
+            entry.cut.cancel();
+        }
         LinkedGuard {
             registry: self,
             peer,
             draining: false,
+            cut: entry.cut.clone(),
         }
     }
 
     /// Whether some link with `peer` is up.
     pub fn is_linked(&self, peer: &PublicKey) -> bool {
         locked(&self.linked).contains_key(peer)
+    }
+
+    /// Blocks `peer` (an admin blocked its node key): every link open with it is told to
+    /// close ([`LinkedGuard::blocked`]), and links noted later close at once. Returns how
+    /// many links were open with it.
+    pub fn block(&self, peer: PublicKey) -> usize {
+        let linked = locked(&self.linked);
+        locked(&self.blocked).insert(peer);
+        match linked.get(&peer) {
+            Some(linked) => {
+                linked.cut.cancel();
+                linked.links
+            }
+            None => 0,
+        }
+    }
+
+    /// Whether `peer`'s node key is blocked: dialers do not link with it.
+    pub fn is_blocked(&self, peer: &PublicKey) -> bool {
+        locked(&self.blocked).contains(peer)
     }
 
     /// Marks `url` as dialed; false if a dialer for it already runs (or stopped for good:
@@ -70,6 +118,7 @@ pub struct LinkedGuard<'a> {
     registry: &'a Registry,
     peer: PublicKey,
     draining: bool,
+    cut: CancellationToken,
 }
 
 impl LinkedGuard<'_> {
@@ -79,6 +128,13 @@ impl LinkedGuard<'_> {
             self.draining = locked(&self.registry.draining).insert(self.peer);
         }
         self.draining
+    }
+
+    /// Resolves once the peer is blocked (at once if it already is): the link must then
+    /// close. The future owns what it waits on, so the link loop can select on it while it
+    /// borrows the link mutably in its other branches.
+    pub fn blocked(&self) -> WaitForCancellationFutureOwned {
+        self.cut.clone().cancelled_owned()
     }
 }
 
@@ -90,9 +146,9 @@ impl Drop for LinkedGuard<'_> {
             self.registry.notify_queued();
         }
         let mut linked = locked(&self.registry.linked);
-        if let Some(n) = linked.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(entry) = linked.get_mut(&self.peer) {
+            entry.links -= 1;
+            if entry.links == 0 {
                 linked.remove(&self.peer);
             }
         }
@@ -101,6 +157,8 @@ impl Drop for LinkedGuard<'_> {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt as _;
+
     use super::*;
 
     fn key(n: u8) -> PublicKey {
@@ -129,5 +187,36 @@ mod tests {
         let registry = Registry::default();
         assert!(registry.start_dialing("http://a"));
         assert!(!registry.start_dialing("http://a"));
+    }
+
+    #[tokio::test]
+    async fn blocking_a_peer_cuts_its_links_and_only_its_links() {
+        let registry = Registry::default();
+        let first = registry.linked(key(1));
+        let second = registry.linked(key(1));
+        let other = registry.linked(key(2));
+        let waiting = tokio::spawn(first.blocked());
+        assert!(first.blocked().now_or_never().is_none());
+        assert_eq!(registry.block(key(1)), 2);
+        waiting.await.expect("the waiting link is told");
+        assert!(second.blocked().now_or_never().is_some());
+        assert!(other.blocked().now_or_never().is_none());
+        assert!(registry.is_blocked(&key(1)));
+        assert!(!registry.is_blocked(&key(2)));
+        // Blocking a node with no link open cuts nothing, and is remembered.
+        assert_eq!(registry.block(key(3)), 0);
+        assert!(registry.is_blocked(&key(3)));
+        drop((first, second, other));
+        assert!(!registry.is_linked(&key(1)));
+    }
+
+    #[test]
+    fn a_link_noted_after_the_block_is_cut_at_once() {
+        let registry = Registry::default();
+        registry.block(key(1));
+        // A link whose handshake check passed just before the block.
+        let late = registry.linked(key(1));
+        assert!(late.blocked().now_or_never().is_some());
+        assert!(registry.linked(key(2)).blocked().now_or_never().is_none());
     }
 }

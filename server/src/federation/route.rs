@@ -25,8 +25,8 @@ pub fn may_serve(node: &Node, group: &GroupId, peer: &PublicKey) -> Result<bool,
     }
 }
 
-/// The peers a newly stored `event` goes to, except this node and `from` (the peer it came
-/// from), with the URL members gave for each host (to dial it). Blocking.
+/// The peers a newly stored `event` goes to, except this node, `from` (the peer it came
+/// from) and blocked nodes, with the URL members gave for each host (to dial it). Blocking.
 pub fn targets(
     node: &Node,
     event: &Event,
@@ -52,6 +52,8 @@ pub fn targets(
     if let Some(from) = from {
         out.remove(from);
     }
+    // A blocked node gets nothing from here: not queued, so not kept for it either.
+    out.retain(|key, _| !node.federation.is_blocked(key));
     Ok(out)
 }
 

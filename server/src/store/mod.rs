@@ -15,7 +15,7 @@ mod sled_store;
 pub use commit::{CommitError, Committer};
 pub use sled_store::SledStore;
 
-use kith_protocol::event::{Event, EventId, GroupId};
+use kith_protocol::event::{Event, EventId, GroupId, Timestamp};
 use kith_protocol::frame::Filter;
 use kith_protocol::validate::ValidEvent;
 use kith_protocol::PublicKey;
@@ -114,6 +114,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored event of a group (not its creating event), in index order. Used once per
     /// group, when the node first needs the group's state.
     fn group_events(&self, group: &GroupId) -> Result<Vec<Event>, StoreError>;
+
+    /// A group's events (not its creating event) from `(time, id)` on, inclusive, in
+    /// `(created_at, id)` order, at most `limit`: the index order, so a node serves a range
+    /// of a group without reading the rest of it. Damaged records are left out (logged).
+    fn group_events_from(
+        &self,
+        group: &GroupId,
+        time: Timestamp,
+        id: &[u8; 32],
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
 
     /// How many events are stored (kept as a counter, not counted).
     fn event_count(&self) -> Result<u64, StoreError>;

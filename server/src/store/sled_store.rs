@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kith_protocol::event::{Event, EventId, GroupId};
+use kith_protocol::event::{Event, EventId, GroupId, Timestamp};
 use kith_protocol::frame::Filter;
 use kith_protocol::validate::ValidEvent;
 use kith_protocol::PublicKey;
@@ -304,6 +304,36 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn group_events_from(
+        &self,
+        group: &GroupId,
+        time: Timestamp,
+        id: &[u8; 32],
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut start = Vec::with_capacity(72);
+        start.extend_from_slice(group.as_bytes());
+        start.extend_from_slice(&time.0.to_be_bytes());
+        start.extend_from_slice(id);
+        let mut out = Vec::new();
+        for entry in self.by_group.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(engine)?;
+            if !key.starts_with(group.as_bytes()) {
+                break;
+            }
+            let id: [u8; 32] = key[key.len() - 32..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
+            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
     fn event_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .meta
@@ -476,6 +506,57 @@ mod tests {
             .unwrap();
         let err = store.get_event(&other.id()).unwrap_err();
         assert!(err.to_string().contains("holds event"), "{err}");
+    }
+
+    #[test]
+    fn a_groups_events_are_read_from_a_point_in_order_and_no_further() {
+        use kith_protocol::event::EventBuilder;
+        use kith_protocol::kind::{Kind, PostBody};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let key = kith_protocol::SecretKey::from_seed(&[4; 32]);
+        let limits = kith_protocol::validate::Limits::default();
+        let (g1, g2) = (GroupId::from_bytes([1; 32]), GroupId::from_bytes([2; 32]));
+        let post = |group: GroupId, at: u64| {
+            let body = PostBody {
+                text: format!("at {at}"),
+            }
+            .to_bytes();
+            let event = EventBuilder::new(Kind::POST, Timestamp(at), body)
+                .group(group)
+                .sign(&key)
+                .unwrap();
+            kith_protocol::validate::validate(&event.encode(), None, Timestamp(10_000), &limits)
+                .unwrap()
+        };
+        // Stored out of order, with another group's events around them.
+        let ours: Vec<_> = [50, 10, 40, 20, 30].map(|t| post(g1, t)).to_vec();
+        let theirs: Vec<_> = [5, 25, 60].map(|t| post(g2, t)).to_vec();
+        store.put_events(&ours).unwrap();
+        store.put_events(&theirs).unwrap();
+        let times =
+            |events: Vec<Event>| -> Vec<u64> { events.iter().map(|e| e.created_at().0).collect() };
+        let from = |t: u64, limit| {
+            times(
+                store
+                    .group_events_from(&g1, Timestamp(t), &[0; 32], limit)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(from(0, 100), [10, 20, 30, 40, 50]);
+        assert_eq!(from(20, 100), [20, 30, 40, 50]);
+        assert_eq!(from(21, 2), [30, 40]);
+        assert_eq!(from(51, 100), Vec::<u64>::new());
+        // From just after an event: that event is left out.
+        let twenty = ours.iter().find(|e| e.created_at().0 == 20).unwrap();
+        let mut after = *twenty.id().as_bytes();
+        after[31] = after[31].wrapping_add(1);
+        if after[31] != 0 {
+            let got = store
+                .group_events_from(&g1, Timestamp(20), &after, 100)
+                .unwrap();
+            assert_eq!(times(got), [30, 40, 50]);
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod durability;
 mod fed_hostile;
 mod fed_partitions;
 mod fed_scenarios;
+mod fed_tls;
 mod federation;
 mod groups;
 mod homes_cli;

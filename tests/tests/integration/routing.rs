@@ -166,3 +166,47 @@ async fn queued_events_survive_the_peer_being_away_and_are_counted_in_metrics() 
         "acknowledged entries leave the queue"
     );
 }
+
+#[tokio::test]
+async fn a_restarted_node_links_again_with_its_members_homes_unprompted() {
+    // No configured peers on either side: A links with B only because a member names B as
+    // home (dial_member_homes is on by default).
+    let a = TestNode::start_with(|c| federated_with(c, &[])).await;
+    let b = TestNode::start_with(|c| federated_with(c, &[])).await;
+    let founder = seeded_key(75);
+    let newcomer = seeded_key(76);
+    let on_a = logged_in(&a, &founder).await;
+    let mut group = TestGroup::create_at_home(
+        &founder,
+        "allotment",
+        Visibility::Private,
+        kith_client::now(),
+        home_of(&a),
+    );
+    on_a.publish(&group.genesis).await.unwrap();
+    let invite = group.invite(&founder, 1);
+    on_a.publish(&invite).await.unwrap();
+    let join = group.join(&newcomer, &invite, home_of(&b));
+    on_a.publish(&join).await.unwrap();
+    let on_b = logged_in(&b, &newcomer).await;
+    assert!(
+        eventually(WAIT_SECS, || holds(&on_b, &join)).await,
+        "A dialed B, the newcomer's home, when the join was queued for it"
+    );
+    let links = "kith_federation_links_open";
+    assert_eq!(metric(&a, links).await, 1);
+
+    // A restarts. B never dialed A (nothing was queued on B for A), so only A can bring the
+    // link back, and no event is published to prompt it.
+    drop(on_a);
+    let mut a = a;
+    a.restart().await;
+    assert!(
+        eventually(WAIT_SECS, || async {
+            metric(&a, links).await == 1 && metric(&b, links).await == 1
+        })
+        .await,
+        "A linked with B again at start, from the group's members' homes"
+    );
+    drop(on_b);
+}

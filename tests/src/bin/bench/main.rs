@@ -10,8 +10,9 @@
 //!   from just before publishing to receipt at each subscriber.
 //! - `memory`: the node's resident memory idle, with 1,000 and 10,000 idle WebSockets, and
 //!   after ingesting 100k events.
-//! - `catchup`: a node 100k events behind (5k with `--quick`) catches up a public group from
-//!   a peer; time, and bytes on the wire versus the bytes of the missing events.
+//! - `catchup`: a node that held 10k events of a public group comes back 100k behind (1k and
+//!   5k with `--quick`) and catches up from a peer; time, and bytes on the wire versus the
+//!   bytes of the missing events.
 //!
 //! Every scenario starts its own node with a fresh data directory. With no scenario named,
 //! all run. `--quick` uses smaller counts (for a smoke test; its numbers are rough).
@@ -66,11 +67,16 @@ async fn main() -> anyhow::Result<()> {
             "ingest" => ingest::scenario(&kithd, quick).await?,
             "fanout" => fanout::scenario(&kithd, quick).await?,
             "catchup" => {
-                let posts = if quick { 5_000 } else { 100_000 };
-                println!("== catch-up: a node {posts} events behind ==");
+                let (held, behind) = if quick {
+                    (1_000, 5_000)
+                } else {
+                    (10_000, 100_000)
+                };
+                println!("== catch-up: a node {behind} events behind ({held} held) ==");
                 let run = kith_tests::catchup::run(
                     Some(&kithd),
-                    posts,
+                    held,
+                    behind,
                     std::time::Duration::from_secs(1800),
                 )
                 .await;
