@@ -733,11 +733,10 @@ fn a_refusal_is_not_a_members_voice_even_on_a_members_own_key() {
     c.assert_replays();
 }
 
-#[test]
-fn a_refusal_crossing_the_last_members_leave_is_kept_without_effect() {
-    let mut c = neighbourhood();
-    // Cyd leaves; concurrently, the south node refuses her events. In the order the leave
-    // comes first, and the node then hosts nobody: the refusal is kept, without effect.
+/// Cyd leaves while, concurrently (citing the same heads), the south node, her home, refuses
+/// her events. Returns `(leave, refusal)`, signed and not yet offered; the refusal is dated
+/// a millisecond after the leave, `c.now`.
+fn cyd_leaves_as_south_refuses_her(c: &mut Circle) -> (kith_protocol::Event, kith_protocol::Event) {
     let before = c.heads();
     let t = c.now;
     let leave = c.sign_with(
@@ -754,6 +753,15 @@ fn a_refusal_crossing_the_last_members_leave_is_kept_without_effect() {
         &before,
         t + 1,
     );
+    (leave, refusal)
+}
+
+#[test]
+fn a_refusal_crossing_the_last_members_leave_is_kept_without_effect() {
+    let mut c = neighbourhood();
+    // Cyd leaves; concurrently, the south node refuses her events. In the order the leave
+    // comes first, and the node then hosts nobody: the refusal is kept, without effect.
+    let (leave, refusal) = cyd_leaves_as_south_refuses_her(&mut c);
     c.offer(refusal.clone()).unwrap();
     c.offer(leave).unwrap();
     let s = c.state();
@@ -1081,22 +1089,8 @@ fn withdrawing_a_refusal_that_had_no_effect_has_none_either() {
     // Cyd leaves; concurrently, the south node refuses her events, and then withdraws that
     // refusal citing only it. In the order the leave comes first: the refusal has no effect
     // (the node hosts nobody), so neither has its withdrawal.
-    let before = c.heads();
+    let (leave, refusal) = cyd_leaves_as_south_refuses_her(&mut c);
     let t = c.now;
-    let leave = c.sign_with(
-        &cyd(),
-        group::LEAVE,
-        body::to_bytes(&body::Leave::default()),
-        &before,
-        t,
-    );
-    let refusal = c.sign_with(
-        &south(),
-        group::NODE_REFUSAL,
-        refusal_body("Cyd's account is closed here.", Some(&cyd())),
-        &before,
-        t + 1,
-    );
     let withdrawal = c.sign_with(
         &south(),
         group::NODE_REFUSAL_WITHDRAWAL,

@@ -167,6 +167,25 @@ fn home_of(server: &Server) -> NodeRef {
     }
 }
 
+/// `kithd admin refuse --group G --member M --reason R` against the node in `dir`, which
+/// must succeed; its output.
+async fn refuse_member(dir: &Path, group: GroupId, member: &SecretKey, reason: &str) -> String {
+    let (ok, out) = kithd_refuse(
+        dir,
+        &[
+            "--group",
+            &group.to_string(),
+            "--member",
+            &member.public_key().to_string(),
+            "--reason",
+            reason,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    out
+}
+
 /// Runs `kithd --data-dir DIR admin refuse ARGS…`; its stdout, or its stderr if it failed.
 async fn kithd_refuse(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kithd"))
@@ -296,19 +315,7 @@ async fn refusing_a_member_is_in_the_groups_log_and_refuses_their_later_posts() 
         .expect("a member posts before the refusal");
 
     let reason = "posts threats against neighbours";
-    let (ok, out) = kithd_refuse(
-        dir.path(),
-        &[
-            "--group",
-            &group.to_string(),
-            "--member",
-            &m.public_key().to_string(),
-            "--reason",
-            reason,
-        ],
-    )
-    .await;
-    assert!(ok, "{out}");
+    let out = refuse_member(dir.path(), group, &m, reason).await;
     assert!(out.contains("recorded: refuse member"), "{out}");
 
     // Picked up by the running node, without a restart.
@@ -350,19 +357,7 @@ async fn refusing_a_member_is_in_the_groups_log_and_refuses_their_later_posts() 
         .expect("the founder still posts");
 
     // The same request again publishes nothing new.
-    let (ok, out) = kithd_refuse(
-        dir.path(),
-        &[
-            "--group",
-            &group.to_string(),
-            "--member",
-            &m.public_key().to_string(),
-            "--reason",
-            reason,
-        ],
-    )
-    .await;
-    assert!(ok, "{out}");
+    refuse_member(dir.path(), group, &m, reason).await;
     wait_until_applied(dir.path()).await;
     let state = group_state(&server, group).await;
     assert_eq!(state["refusals"].as_array().unwrap().len(), 1, "{state}");
@@ -524,19 +519,7 @@ async fn withdrawing_a_refusal_is_in_the_groups_log_and_the_members_posts_are_ta
     let (founder, m) = (key(31), key(32));
     let group = group_with(&server, &founder, &[&m], Some(home_of(&server))).await;
     let refused_for = "shares neighbours' addresses without asking";
-    let (ok, out) = kithd_refuse(
-        dir.path(),
-        &[
-            "--group",
-            &group.to_string(),
-            "--member",
-            &m.public_key().to_string(),
-            "--reason",
-            refused_for,
-        ],
-    )
-    .await;
-    assert!(ok, "{out}");
+    refuse_member(dir.path(), group, &m, refused_for).await;
     let state = wait_for_refusals(&server, group, 1).await;
     let refusal = state["refusals"][0]["event"]
         .as_str()

@@ -291,17 +291,7 @@ impl Store for SledStore {
     }
 
     fn group_events(&self, group: &GroupId) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.by_group.scan_prefix(group.as_bytes()) {
-            let (key, _) = entry.map_err(engine)?;
-            let id: [u8; 32] = key[key.len() - 32..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
-            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
-                out.push(event);
-            }
-        }
-        Ok(out)
+        self.group_events_from(group, Timestamp(0), &[0; 32], usize::MAX)
     }
 
     fn group_events_from(

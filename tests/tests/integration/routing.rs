@@ -38,6 +38,48 @@ async fn metric(node: &TestNode, name: &str) -> u64 {
     kith_tests::node::metric(&node.url(), name).await
 }
 
+/// A private group founded on A whose second member, the newcomer, lives on B and joined
+/// through A: a join naming another home needs no account on A.
+struct Across {
+    on_a: Connection,
+    on_b: Connection,
+    group: TestGroup,
+    founder: SecretKey,
+    newcomer: SecretKey,
+}
+
+/// Founds the group on A (keys from `seed` and `seed + 1`), and returns once B holds the
+/// newcomer's join: A dialed B, the newcomer's home, when the join was queued for it.
+async fn across(a: &TestNode, b: &TestNode, name: &str, seed: u8) -> Across {
+    let founder = seeded_key(seed);
+    let newcomer = seeded_key(seed + 1);
+    let on_a = logged_in(a, &founder).await;
+    let mut group = TestGroup::create_at_home(
+        &founder,
+        name,
+        Visibility::Private,
+        kith_client::now(),
+        home_of(a),
+    );
+    on_a.publish(&group.genesis).await.unwrap();
+    let invite = group.invite(&founder, 1);
+    on_a.publish(&invite).await.unwrap();
+    let join = group.join(&newcomer, &invite, home_of(b));
+    on_a.publish(&join).await.unwrap();
+    let on_b = logged_in(b, &newcomer).await;
+    assert!(
+        eventually(WAIT_SECS, || holds(&on_b, &join)).await,
+        "the newcomer's join reached B, their home"
+    );
+    Across {
+        on_a,
+        on_b,
+        group,
+        founder,
+        newcomer,
+    }
+}
+
 /// Three nodes, all linked with each other (each dials the ones started before it).
 async fn three_linked() -> (TestNode, TestNode, TestNode) {
     let a = TestNode::start_with(|c| federated_with(c, &[])).await;
@@ -112,25 +154,13 @@ async fn a_private_group_reaches_its_members_homes_and_no_other_node() {
 #[tokio::test]
 async fn queued_events_survive_the_peer_being_away_and_are_counted_in_metrics() {
     let (a, b, _c) = three_linked().await;
-    let founder = seeded_key(73);
-    let newcomer = seeded_key(74);
-    let on_a = logged_in(&a, &founder).await;
-    let mut group = TestGroup::create_at_home(
-        &founder,
-        "pantry",
-        Visibility::Private,
-        kith_client::now(),
-        home_of(&a),
-    );
-    on_a.publish(&group.genesis).await.unwrap();
-    let invite = group.invite(&founder, 1);
-    on_a.publish(&invite).await.unwrap();
-    // Published by the founder's logged-in connection: a join naming another home needs no
-    // account here.
-    let join = group.join(&newcomer, &invite, home_of(&b));
-    on_a.publish(&join).await.unwrap();
-    let on_b = logged_in(&b, &newcomer).await;
-    assert!(eventually(WAIT_SECS, || holds(&on_b, &join)).await);
+    let Across {
+        on_a,
+        on_b,
+        mut group,
+        founder,
+        newcomer,
+    } = across(&a, &b, "pantry", 73).await;
 
     // B goes away; A queues for it, durably, and says so in /metrics.
     let b_key = b.server_ref().node_key();
@@ -173,26 +203,7 @@ async fn a_restarted_node_links_again_with_its_members_homes_unprompted() {
     // home (dial_member_homes is on by default).
     let a = TestNode::start_with(|c| federated_with(c, &[])).await;
     let b = TestNode::start_with(|c| federated_with(c, &[])).await;
-    let founder = seeded_key(75);
-    let newcomer = seeded_key(76);
-    let on_a = logged_in(&a, &founder).await;
-    let mut group = TestGroup::create_at_home(
-        &founder,
-        "allotment",
-        Visibility::Private,
-        kith_client::now(),
-        home_of(&a),
-    );
-    on_a.publish(&group.genesis).await.unwrap();
-    let invite = group.invite(&founder, 1);
-    on_a.publish(&invite).await.unwrap();
-    let join = group.join(&newcomer, &invite, home_of(&b));
-    on_a.publish(&join).await.unwrap();
-    let on_b = logged_in(&b, &newcomer).await;
-    assert!(
-        eventually(WAIT_SECS, || holds(&on_b, &join)).await,
-        "A dialed B, the newcomer's home, when the join was queued for it"
-    );
+    let Across { on_a, on_b, .. } = across(&a, &b, "allotment", 75).await;
     let links = "kith_federation_links_open";
     assert_eq!(metric(&a, links).await, 1);
 
