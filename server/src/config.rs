@@ -30,6 +30,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// sled's page cache, in MiB.
     pub cache_mib: u64,
+    /// Most group events held in memory (the groups used least recently are dropped
+    /// beyond it and read back from the store when next needed).
+    pub group_cache_events: usize,
     /// What an acknowledged write survives.
     pub durability: Durability,
     /// Let any key register without an invite.
@@ -126,6 +129,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             cache_mib: 64,
+            group_cache_events: 50_000,
             durability: Durability::ProcessCrash,
             open_registration: false,
             limits: Limits::default(),
@@ -166,6 +170,14 @@ listen = "127.0.0.1:8080"
 
 # sled page cache in MiB. 64 fits a 512 MiB VPS with room to spare.
 cache_mib = 64
+
+# Most group events kept in memory, to check new events against their group's rules. Each
+# takes about 1 KB (a short post; more for a long one), so 50000 is about 50 MiB. Beyond
+# it the groups used least recently are dropped from memory and read back from disk the
+# next time they are needed: lower saves memory, but a node that keeps reloading groups
+# (kith_group_loads_total in /metrics rising fast) spends time and disk reads on it. One
+# group larger than this is still loaded, alone.
+group_cache_events = 50000
 
 # What an acknowledged event survives:
 #   "process-crash": kithd being killed (kill -9, OOM); fast.
@@ -333,6 +345,15 @@ mod tests {
         let err = Config::parse("[federation]\nextra_root_cert = \"/x\"").unwrap_err();
         assert!(err.contains("extra_root_cert"), "{err}");
         assert!(!TEMPLATE.contains("not built yet"));
+    }
+
+    #[test]
+    fn group_cache_is_bounded_by_default_and_can_be_set() {
+        assert_eq!(Config::default().group_cache_events, 50_000);
+        let config = Config::parse("group_cache_events = 1000").unwrap();
+        assert_eq!(config.group_cache_events, 1000);
+        let err = Config::parse("group_cache_event = 1000").unwrap_err();
+        assert!(err.contains("group_cache_event"), "{err}");
     }
 
     #[test]

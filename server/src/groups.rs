@@ -1,11 +1,18 @@
-//! The groups this node holds: each group's events and state, loaded from the store the
-//! first time they are needed and kept up to date as events are stored.
+//! The groups this node holds: each group's events and state, loaded from the store when
+//! they are needed and kept up to date as events are stored.
+//!
+//! Memory is bounded by a number of events (`group_cache_events`): when a load pushes the
+//! events held above it, the groups used least recently are dropped (never the one in use;
+//! a single group larger than the bound is held alone). Dropping is safe because the store
+//! is the source of truth: an evicted group is folded again from its stored events when
+//! next needed, and an event stored while its group is out of memory is simply in that fold.
 //!
 //! The node enforces a group's rules on every publish with the protocol's state machine
 //! (`kith_protocol::group`): the same code every other node and client runs, so the node
 //! decides nothing a member could not check.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 
 use kith_protocol::event::{Event, GroupId, Timestamp};
@@ -14,16 +21,83 @@ use kith_protocol::group::{self, Group, GroupError, GroupState};
 use kith_protocol::validate::Limits;
 use kith_protocol::PublicKey;
 
+use crate::metrics::Metrics;
 use crate::node::Rejection;
 use crate::store::{Store, StoreError};
 
-/// Every group the node has loaded, plus the ids of private ones (which never change: a
-/// group's visibility is fixed when it is created).
+/// The groups held in memory, plus the visibility of every group seen (which never changes:
+/// it is fixed when a group is created, so it is never evicted, and reading an event of an
+/// evicted public group does not reload the group).
 pub struct Groups {
     store: Arc<dyn Store>,
     limits: Limits,
-    loaded: Mutex<HashMap<GroupId, Group>>,
+    max_events: usize,
+    metrics: Arc<Metrics>,
+    loaded: Mutex<Cache>,
     private: RwLock<HashSet<GroupId>>,
+    public: RwLock<HashSet<GroupId>>,
+}
+
+/// The groups in memory, the events they hold in all, and a use counter.
+#[derive(Default)]
+struct Cache {
+    groups: HashMap<GroupId, Cached>,
+    /// The sum of `group.len()` over `groups`.
+    events: usize,
+    /// Incremented on every use; a group's `used` is the tick of its last use.
+    tick: u64,
+}
+
+struct Cached {
+    group: Group,
+    used: u64,
+}
+
+impl Cache {
+    fn insert(&mut self, id: GroupId, group: Group) {
+        self.events += group.len();
+        if let Some(old) = self.groups.insert(id, Cached { group, used: 0 }) {
+            self.events -= old.group.len();
+        }
+    }
+
+    /// Runs `f` on a group held in memory, marking it used. `None` if it is not held.
+    fn run<T>(&mut self, id: &GroupId, f: impl FnOnce(&mut Group) -> T) -> Option<T> {
+        self.tick += 1;
+        let cached = self.groups.get_mut(id)?;
+        cached.used = self.tick;
+        let before = cached.group.len();
+        let out = f(&mut cached.group);
+        // A group only grows; the count follows it.
+        self.events = self.events - before + cached.group.len();
+        Some(out)
+    }
+
+    /// Drops the groups used least recently, other than `keep`, until at most `max` events
+    /// are held (or only `keep` is left). Returns how many groups were dropped.
+    fn evict(&mut self, max: usize, keep: &GroupId) -> usize {
+        if self.events <= max {
+            return 0;
+        }
+        let mut by_use: Vec<(u64, GroupId)> = self
+            .groups
+            .iter()
+            .filter(|(id, _)| *id != keep)
+            .map(|(id, c)| (c.used, *id))
+            .collect();
+        by_use.sort_unstable();
+        let mut dropped = 0;
+        for (_, id) in by_use {
+            if self.events <= max {
+                break;
+            }
+            if let Some(old) = self.groups.remove(&id) {
+                self.events -= old.group.len();
+                dropped += 1;
+            }
+        }
+        dropped
+    }
 }
 
 /// Whether an event takes part in a group's state.
@@ -44,29 +118,42 @@ fn rejection(e: GroupError) -> Rejection {
 }
 
 impl Groups {
-    /// An empty cache over `store`.
-    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Groups {
+    /// An empty cache over `store`, holding at most about `max_events` events in memory
+    /// (see the module docs), and keeping the group gauges and load counter in `metrics`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        limits: Limits,
+        max_events: usize,
+        metrics: Arc<Metrics>,
+    ) -> Groups {
         Groups {
             store,
             limits,
-            loaded: Mutex::new(HashMap::new()),
+            max_events,
+            metrics,
+            loaded: Mutex::new(Cache::default()),
             private: RwLock::new(HashSet::new()),
+            public: RwLock::new(HashSet::new()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GroupId, Group>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the group, loading it from the store first if needed. `Ok(None)` if the
     /// node holds no such group. Blocking.
+    ///
+    /// The lock is held while loading, so an event is either in the stored events read here
+    /// or recorded after the group is in memory (a store write and its `record` are never
+    /// split around a load).
     fn with_group<T>(
         &self,
         id: &GroupId,
         f: impl FnOnce(&mut Group) -> T,
     ) -> Result<Option<T>, StoreError> {
-        let mut map = self.lock();
-        if !map.contains_key(id) {
+        let mut cache = self.lock();
+        if !cache.groups.contains_key(id) {
             let genesis = match self
                 .store
                 .get_event(&kith_protocol::EventId::from_bytes(*id.as_bytes()))?
@@ -81,18 +168,51 @@ impl Groups {
                 tracing::warn!(group = %id, orphans = orphans.len(), "stored group events whose parents are missing");
             }
             self.note_visibility(loaded.state());
-            map.insert(*id, loaded);
+            self.metrics.group_loads.fetch_add(1, Relaxed);
+            cache.insert(*id, loaded);
         }
-        Ok(map.get_mut(id).map(f))
+        let out = cache.run(id, f);
+        self.settle(&mut cache, id);
+        Ok(out)
+    }
+
+    /// Runs `f` on the group only if it is in memory: `None` otherwise (and nothing else
+    /// changes: a large group held alone stays). Blocking (briefly).
+    fn with_loaded<T>(&self, id: &GroupId, f: impl FnOnce(&mut Group) -> T) -> Option<T> {
+        let mut cache = self.lock();
+        let out = cache.run(id, f)?;
+        self.settle(&mut cache, id);
+        Some(out)
+    }
+
+    /// Evicts beyond the bound (keeping `used`, the group just used) and sets the gauges.
+    fn settle(&self, cache: &mut Cache, used: &GroupId) {
+        let dropped = cache.evict(self.max_events, used);
+        if dropped > 0 {
+            tracing::debug!(
+                dropped,
+                groups = cache.groups.len(),
+                events = cache.events,
+                "groups dropped from memory (group_cache_events)"
+            );
+        }
+        self.metrics
+            .groups_loaded
+            .store(cache.groups.len() as u64, Relaxed);
+        self.metrics
+            .group_events_loaded
+            .store(cache.events as u64, Relaxed);
     }
 
     fn note_visibility(&self, state: &GroupState) {
-        if state.visibility == group::body::Visibility::Private {
-            self.private
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(state.id);
-        }
+        let set = if state.visibility == group::body::Visibility::Private {
+            &self.private
+        } else {
+            &self.public
+        };
+        set.write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(state.id);
     }
 
     /// Whether the group's rules allow `event`. Blocking.
@@ -114,29 +234,33 @@ impl Groups {
         }
     }
 
-    /// Adds a newly stored event to its group's state. Blocking.
+    /// Adds a newly stored event to its group's state, if the group is in memory: a group
+    /// that is not is folded from the store, this event included, when next needed.
+    /// Blocking.
     pub fn record(&self, event: &Event) -> Result<(), StoreError> {
         if event.kind() == group::GROUP_CREATE {
             let id = GroupId::from(event.id());
-            let mut map = self.lock();
-            if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(id) {
+            let mut cache = self.lock();
+            if !cache.groups.contains_key(&id) {
                 if let Ok(g) = Group::create(event.clone(), self.limits.clone()) {
                     self.note_visibility(g.state());
-                    slot.insert(g);
+                    cache.insert(id, g);
                 }
             }
+            cache.run(&id, |_| ());
+            self.settle(&mut cache, &id);
             return Ok(());
         }
         let Some(id) = event.group() else {
             return Ok(());
         };
-        self.with_group(&id, |g| {
+        self.with_loaded(&id, |g| {
             if let Err(e) = g.insert_checked(event.clone()) {
                 // Checked before storing; a failure here means a concurrent publish raced
                 // it, which the fold resolves when the group is next loaded.
                 tracing::warn!(group = %id, event = %event.id(), "stored event not added to group state: {e}");
             }
-        })?;
+        });
         Ok(())
     }
 
@@ -178,6 +302,14 @@ impl Groups {
         let Some(id) = in_group(event) else {
             return Ok(true);
         };
+        if self
+            .public
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+        {
+            return Ok(true);
+        }
         let Some(private) = self.with_group(&id, |g| {
             g.state().visibility == group::body::Visibility::Private
         })?
@@ -238,5 +370,286 @@ impl Groups {
         f: impl FnOnce(&GroupState) -> T,
     ) -> Result<Option<T>, StoreError> {
         self.with_group(id, |g| f(g.state()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kith_protocol::event::{EventBuilder, EventId};
+    use kith_protocol::group::body::{GroupCreate, Visibility};
+    use kith_protocol::group::Rules;
+    use kith_protocol::kind::{Kind, PostBody};
+    use kith_protocol::SecretKey;
+
+    use super::*;
+    use crate::store::SledStore;
+
+    const NOW: Timestamp = Timestamp(10_000_000);
+
+    /// A group built as a chain: each post cites the one before.
+    struct Chain {
+        id: GroupId,
+        genesis: Event,
+        last: EventId,
+        at: u64,
+    }
+
+    impl Chain {
+        fn create(founder: &SecretKey, name: &str, visibility: Visibility) -> Chain {
+            let body = group::body::to_bytes(&GroupCreate {
+                name: name.into(),
+                purpose: format!("{name}, for the tests"),
+                visibility,
+                rules: Rules::mutual_aid_default(),
+                founder: Default::default(),
+                home: None,
+            });
+            let genesis = EventBuilder::new(group::GROUP_CREATE, Timestamp(1_000), body)
+                .sign(founder)
+                .unwrap();
+            Chain {
+                id: GroupId::from(genesis.id()),
+                last: genesis.id(),
+                genesis,
+                at: 1_000,
+            }
+        }
+
+        fn post(&mut self, key: &SecretKey, text: &str) -> Event {
+            self.at += 1;
+            let body = PostBody { text: text.into() }.to_bytes();
+            let event = EventBuilder::new(Kind::POST, Timestamp(self.at), body)
+                .group(self.id)
+                .parents([self.last])
+                .sign(key)
+                .unwrap();
+            self.last = event.id();
+            event
+        }
+    }
+
+    fn put(store: &dyn Store, events: &[Event]) {
+        let valid: Vec<_> = events
+            .iter()
+            .map(|e| {
+                kith_protocol::validate::validate(&e.encode(), None, NOW, &Limits::default())
+                    .unwrap()
+            })
+            .collect();
+        store.put_events(&valid).unwrap();
+    }
+
+    /// A group of `len` events (its creation and `len - 1` posts) stored in `store`.
+    fn stored_group(
+        store: &dyn Store,
+        founder: &SecretKey,
+        name: &str,
+        visibility: Visibility,
+        len: usize,
+    ) -> Chain {
+        let mut chain = Chain::create(founder, name, visibility);
+        let mut events = vec![chain.genesis.clone()];
+        for i in 1..len {
+            events.push(chain.post(founder, &format!("{name} post {i}")));
+        }
+        put(store, &events);
+        chain
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        founder: SecretKey,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 1 << 20, false).unwrap());
+        Fixture {
+            _dir: dir,
+            store,
+            founder: SecretKey::from_seed(&[7; 32]),
+        }
+    }
+
+    fn groups(store: &Arc<dyn Store>, max_events: usize) -> (Groups, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let groups = Groups::new(
+            Arc::clone(store),
+            Limits::default(),
+            max_events,
+            Arc::clone(&metrics),
+        );
+        (groups, metrics)
+    }
+
+    /// The state digest of each group folded afresh from the store.
+    fn digest_from_store(store: &Arc<dyn Store>, id: &GroupId) -> [u8; 32] {
+        let (fresh, _) = groups(store, usize::MAX);
+        fresh.with_state(id, GroupState::digest).unwrap().unwrap()
+    }
+
+    fn loaded(metrics: &Metrics) -> (u64, u64, u64) {
+        (
+            metrics.groups_loaded.load(Relaxed),
+            metrics.group_events_loaded.load(Relaxed),
+            metrics.group_loads.load(Relaxed),
+        )
+    }
+
+    #[test]
+    fn touching_groups_in_turn_stays_within_the_bound_and_reloads_the_same_state() {
+        let f = fixture();
+        let chains: Vec<Chain> = (0..5)
+            .map(|i| {
+                let visibility = if i == 0 {
+                    Visibility::Private
+                } else {
+                    Visibility::Public
+                };
+                stored_group(&*f.store, &f.founder, &format!("g{i}"), visibility, 20)
+            })
+            .collect();
+        let digests: Vec<[u8; 32]> = chains
+            .iter()
+            .map(|c| digest_from_store(&f.store, &c.id))
+            .collect();
+        let (groups, metrics) = groups(&f.store, 50);
+        for round in 0..3 {
+            for (chain, digest) in chains.iter().zip(&digests) {
+                let got = groups.with_state(&chain.id, GroupState::digest).unwrap();
+                assert_eq!(got, Some(*digest), "round {round}");
+                let (count, events, _) = loaded(&metrics);
+                assert!(events <= 50, "{events} events held, bound 50");
+                assert!(count <= 2, "{count} groups of 20 held, bound 50");
+                let cache = groups.lock();
+                assert!(
+                    cache.groups.contains_key(&chain.id),
+                    "the group in use stays"
+                );
+                assert_eq!(cache.events as u64, events);
+                assert_eq!(
+                    cache.events,
+                    cache.groups.values().map(|c| c.group.len()).sum::<usize>()
+                );
+            }
+        }
+        // Five groups in turn, two fit: every use was a load from the store.
+        assert_eq!(loaded(&metrics).2, 15);
+        // The group used last is held: no load.
+        groups.with_state(&chains[4].id, |_| ()).unwrap();
+        assert_eq!(loaded(&metrics).2, 15);
+        // The least recently used goes first: g3 stays when g0 comes back, g4 leaves.
+        groups.with_state(&chains[3].id, |_| ()).unwrap();
+        groups.with_state(&chains[0].id, |_| ()).unwrap();
+        {
+            let cache = groups.lock();
+            let held: HashSet<GroupId> = cache.groups.keys().copied().collect();
+            assert_eq!(held, HashSet::from([chains[3].id, chains[0].id]));
+        }
+        // Visibility is remembered for evicted groups too.
+        groups.with_state(&chains[1].id, |_| ()).unwrap();
+        groups.with_state(&chains[2].id, |_| ()).unwrap();
+        assert!(!groups.lock().groups.contains_key(&chains[0].id));
+        assert!(groups.is_private(&chains[0].id));
+        assert!(!groups.is_private(&chains[1].id));
+    }
+
+    #[test]
+    fn a_group_larger_than_the_bound_is_held_alone() {
+        let f = fixture();
+        let mut small = stored_group(&*f.store, &f.founder, "small", Visibility::Public, 20);
+        let other = stored_group(&*f.store, &f.founder, "other", Visibility::Public, 20);
+        let big = stored_group(&*f.store, &f.founder, "big", Visibility::Public, 80);
+        let (groups, metrics) = groups(&f.store, 50);
+        groups.with_state(&small.id, |_| ()).unwrap();
+        groups.with_state(&other.id, |_| ()).unwrap();
+        assert_eq!(loaded(&metrics), (2, 40, 2));
+        let view = groups.view(&big.id, NOW).unwrap().unwrap();
+        assert_eq!(view["events"], 80);
+        assert_eq!(loaded(&metrics), (1, 80, 3));
+        // An event recorded for a group not in memory changes nothing, even over the bound.
+        let late = small.post(&f.founder, "late");
+        put(&*f.store, std::slice::from_ref(&late));
+        groups.record(&late).unwrap();
+        assert_eq!(loaded(&metrics), (1, 80, 3));
+        assert!(groups.lock().groups.contains_key(&big.id));
+        groups.with_state(&small.id, |_| ()).unwrap();
+        assert_eq!(loaded(&metrics), (1, 21, 4));
+        // Reading an event of a public group no longer in memory loads nothing: its
+        // visibility is remembered.
+        assert!(!groups.lock().groups.contains_key(&big.id));
+        assert!(groups.may_read(&big.genesis, None).unwrap());
+        assert_eq!(loaded(&metrics), (1, 21, 4));
+    }
+
+    #[test]
+    fn check_and_record_work_across_evictions() {
+        let f = fixture();
+        let mut a = stored_group(&*f.store, &f.founder, "a", Visibility::Public, 20);
+        let b = stored_group(&*f.store, &f.founder, "b", Visibility::Public, 20);
+        let c = stored_group(&*f.store, &f.founder, "c", Visibility::Public, 20);
+        let (groups, metrics) = groups(&f.store, 50);
+
+        // Recorded while its group is held: the group and the count grow by one.
+        let first = a.post(&f.founder, "while held");
+        groups.check(&first).unwrap();
+        put(&*f.store, std::slice::from_ref(&first));
+        groups.record(&first).unwrap();
+        assert_eq!(loaded(&metrics), (1, 21, 1));
+
+        // Checked while held, then its group is evicted before it is recorded.
+        let second = a.post(&f.founder, "while evicted");
+        groups.check(&second).unwrap();
+        groups.with_state(&b.id, |_| ()).unwrap();
+        groups.with_state(&c.id, |_| ()).unwrap();
+        assert!(!groups.lock().groups.contains_key(&a.id));
+        assert_eq!(loaded(&metrics), (2, 40, 3));
+        put(&*f.store, std::slice::from_ref(&second));
+        groups.record(&second).unwrap();
+        assert_eq!(
+            loaded(&metrics),
+            (2, 40, 3),
+            "recording for an evicted group loads nothing"
+        );
+
+        // The reload folds the stored event in: same state as a fresh fold, and it is the head.
+        let heads = groups.heads(&a.id).unwrap().unwrap();
+        assert_eq!(heads, vec![second.id()]);
+        assert_eq!(groups.view(&a.id, NOW).unwrap().unwrap()["events"], 22);
+        assert_eq!(
+            groups.with_state(&a.id, GroupState::digest).unwrap(),
+            Some(digest_from_store(&f.store, &a.id))
+        );
+        assert_eq!(loaded(&metrics).2, 4);
+
+        // `check` loads an evicted group as needed: a post citing the new head passes, a
+        // stranger's is refused.
+        groups.with_state(&b.id, |_| ()).unwrap();
+        groups.with_state(&c.id, |_| ()).unwrap();
+        assert!(!groups.lock().groups.contains_key(&a.id));
+        let third = a.post(&f.founder, "after reload");
+        groups.check(&third).unwrap();
+        assert_eq!(loaded(&metrics).2, 7);
+        let stranger = SecretKey::from_seed(&[9; 32]);
+        let mut fork = Chain {
+            id: a.id,
+            genesis: a.genesis.clone(),
+            last: second.id(),
+            at: a.at,
+        };
+        groups.with_state(&b.id, |_| ()).unwrap();
+        let err = groups
+            .check(&fork.post(&stranger, "let me in"))
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotAllowed, "{err:?}");
+
+        // A group created here is held at once and counts towards the bound.
+        let d = Chain::create(&f.founder, "d", Visibility::Public);
+        put(&*f.store, std::slice::from_ref(&d.genesis));
+        groups.record(&d.genesis).unwrap();
+        assert!(groups.lock().groups.contains_key(&d.id));
+        let (_, events, _) = loaded(&metrics);
+        assert!(events <= 50, "{events}");
     }
 }

@@ -47,6 +47,12 @@ pub struct Metrics {
     pub federation_bytes_received: AtomicU64,
     /// Links to peer nodes open now (a gauge: added to on open, taken from on close).
     pub federation_links_open: AtomicU64,
+    /// Groups held in memory now (a gauge, set by `Groups`).
+    pub groups_loaded: AtomicU64,
+    /// Events of the groups held in memory now (a gauge, set by `Groups`).
+    pub group_events_loaded: AtomicU64,
+    /// Groups read from the store into memory, reloads after eviction included.
+    pub group_loads: AtomicU64,
     rejections: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -179,6 +185,24 @@ impl Metrics {
             "Links to peer nodes open now.",
             c(&self.federation_links_open),
         );
+        line(
+            "groups_loaded",
+            "gauge",
+            "Groups held in memory now.",
+            c(&self.groups_loaded),
+        );
+        line(
+            "group_events_loaded",
+            "gauge",
+            "Events of the groups held in memory now (bounded by group_cache_events).",
+            c(&self.group_events_loaded),
+        );
+        line(
+            "group_loads_total",
+            "counter",
+            "Groups read from the store into memory, reloads after eviction included.",
+            c(&self.group_loads),
+        );
         for (name, help, value) in gauges {
             line(name, "gauge", help, value.to_string());
         }
@@ -288,5 +312,22 @@ mod tests {
         assert!(text
             .contains("# TYPE kith_federation_links_open gauge\nkith_federation_links_open 2\n"));
         assert!(text.contains("\nkith_federation_outbox_dropped_total 0\n"));
+    }
+
+    #[test]
+    fn group_cache_metrics_are_rendered() {
+        let metrics = Metrics::default();
+        metrics.groups_loaded.store(3, Relaxed);
+        metrics.group_events_loaded.store(60, Relaxed);
+        metrics.group_loads.fetch_add(5, Relaxed);
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains("# TYPE kith_groups_loaded gauge\nkith_groups_loaded 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE kith_group_events_loaded gauge\nkith_group_events_loaded 60\n")
+        );
+        assert!(text.contains("# TYPE kith_group_loads_total counter\nkith_group_loads_total 5\n"));
     }
 }

@@ -160,6 +160,8 @@ impl Server {
         let groups = Arc::new(crate::groups::Groups::new(
             Arc::clone(&store),
             config.limits.clone(),
+            config.group_cache_events,
+            Arc::clone(&metrics),
         ));
         let node = Arc::new(Node {
             config,

@@ -392,8 +392,9 @@ impl Session {
             return Flow::Continue;
         }
         if let Some(group) = crate::groups::in_group(&announced.event) {
-            // Live events were recorded in their group before being announced, so the
-            // group is loaded and this check does not touch the store.
+            // Live events were checked against their group just before being stored, so
+            // the group is almost always in memory and this check does not touch the store
+            // (if `group_cache_events` evicted it meanwhile, `is_member` reloads it).
             if self.node.groups.is_private(&group) {
                 let member = self
                     .key

@@ -893,3 +893,81 @@ async fn missing_lists_who_has_no_stance_and_leaves_out_the_quiet() {
         3
     );
 }
+
+/// A node holding more group events than `group_cache_events` keeps only the groups used
+/// most recently in memory, reads the others back from the store when asked, and says so in
+/// /metrics.
+#[tokio::test]
+async fn groups_beyond_the_cache_are_dropped_from_memory_and_read_back() {
+    use kith_protocol::event::Timestamp;
+    use kith_protocol::group::body::Visibility;
+    use kith_tests::node::metric;
+    use kith_tests::{seeded_key, TestGroup, TestNode};
+
+    const BOUND: u64 = 30;
+    let node = TestNode::start_with(|c| {
+        c.group_cache_events = BOUND as usize;
+        c.open_registration = true;
+        c.connections.publish_burst = 1000.0;
+        c.connections.key_publish_burst = 1000.0;
+    })
+    .await;
+    let key = seeded_key(1);
+    let conn = Connection::connect(&node.url()).await.unwrap();
+    conn.login(&key, None).await.unwrap();
+    // Six groups of ten events: twice what the cache holds.
+    let start = kith_client::now().0 - 60_000;
+    let mut groups = Vec::new();
+    for g in 0..6u64 {
+        let at = Timestamp(start + g * 100);
+        let mut chain = TestGroup::create(&key, &format!("g{g}"), Visibility::Public, at);
+        conn.publish(&chain.genesis).await.unwrap();
+        for i in 1..10u64 {
+            let post = chain.post_at(&key, &format!("post {i}"), Timestamp(at.0 + i));
+            conn.publish(&post).await.unwrap();
+        }
+        groups.push(chain.id);
+    }
+    let url = node.url();
+    let held = || async {
+        (
+            metric(&url, "kith_groups_loaded").await,
+            metric(&url, "kith_group_events_loaded").await,
+        )
+    };
+    let (count, events) = held().await;
+    assert!(
+        events <= BOUND && count <= 3,
+        "{count} groups, {events} events held"
+    );
+    let loads_before = metric(&url, "kith_group_loads_total").await;
+
+    // Each group in turn, twice: the same state every time (the last group's first as
+    // built event by event while it was published, then as read back), never more than the
+    // bound held.
+    let mut digests = std::collections::HashMap::new();
+    let (_, last) = node.get_json(&format!("/groups/{}/state", groups[5])).await;
+    digests.insert(groups[5], last["digest"].as_str().unwrap().to_owned());
+    for round in 0..2 {
+        for group in &groups {
+            let (status, view) = node.get_json(&format!("/groups/{group}/state")).await;
+            assert_eq!(status, 200, "{view}");
+            assert_eq!(view["events"], 10, "round {round}");
+            let digest = view["digest"].as_str().unwrap().to_owned();
+            assert_eq!(
+                digests.entry(*group).or_insert_with(|| digest.clone()),
+                &digest
+            );
+            let (count, events) = held().await;
+            assert!(
+                events <= BOUND && count <= 3,
+                "{count} groups, {events} events held"
+            );
+            assert!(count >= 1);
+        }
+    }
+    // Six groups in turn through a cache of three: each visit read one back from the store.
+    let loads = metric(&url, "kith_group_loads_total").await - loads_before;
+    assert!(loads >= 12, "{loads} loads");
+    conn.close().await;
+}
