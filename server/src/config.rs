@@ -71,6 +71,10 @@ pub struct FederationConfig {
     /// Most events queued for one peer that is away; beyond it the oldest are dropped and
     /// the peer catches up by reconciliation when it is back.
     pub outbox_max_per_peer: u64,
+    /// Seconds without anything arriving on a link (not even the answer to a ping) before
+    /// the link is taken for dead, closed and dialed again. Each side pings every third of
+    /// this, which also keeps proxies and NATs from cutting a quiet link. At least 3.
+    pub link_timeout_secs: u64,
 }
 
 impl Default for FederationConfig {
@@ -82,6 +86,7 @@ impl Default for FederationConfig {
             public_url: String::new(),
             dial_member_homes: true,
             outbox_max_per_peer: 100_000,
+            link_timeout_secs: 90,
         }
     }
 }
@@ -240,6 +245,10 @@ dial_member_homes = true
 # Most events queued for a peer that is away; older ones are dropped and the peer catches
 # up by reconciliation when it is back.
 outbox_max_per_peer = 100000
+# Seconds without anything arriving from a linked node (it is pinged every third of this)
+# before the link is taken for dead and dialed again: a node that vanished without closing
+# the connection, or a network that drops packets, is noticed within this time.
+link_timeout_secs = 90
 "#;
 
 /// Why the configuration could not be loaded.

@@ -24,7 +24,7 @@ use super::fetch::tls_failure;
 use super::frame::{FEDERATION_PATH, MAX_FED_FRAME_BYTES, MAX_GROUPS_LISTED};
 use super::link::run_link;
 use super::peers::{key_id, Peer, PeerStatus};
-use super::wire::{pump, Data, Pumped, Wire};
+use super::wire::{pump, Codec, Data, Pumped, Wire};
 use crate::node::{now, Node, SharedNode};
 
 /// `GET /federation`: a peer node linking with this one.
@@ -57,19 +57,20 @@ async fn accept(socket: WebSocket, node: SharedNode) {
 }
 
 async fn accept_counted(socket: WebSocket, node: &SharedNode) {
-    let (mut wire, reader, writer) = pump(
-        socket,
-        |m| match m {
+    let codec = Codec {
+        read: |m| match m {
             AxMessage::Text(text) => Pumped::Data(Data::Text(text.as_str().to_owned())),
             AxMessage::Binary(bytes) => Pumped::Data(Data::Binary(bytes.to_vec())),
             AxMessage::Close(_) => Pumped::Close,
             _ => Pumped::Skip,
         },
-        |data| match data {
+        write: |data| match data {
             Data::Text(text) => AxMessage::Text(text.into()),
             Data::Binary(bytes) => AxMessage::Binary(bytes.into()),
         },
-    );
+        ping: || AxMessage::Ping(Default::default()),
+    };
+    let (mut wire, reader, writer) = pump(socket, codec, link_timeout(node));
     let mut challenge = [0u8; 32];
     rand::thread_rng().fill(&mut challenge);
     let listener = Listener::new(node.key.clone(), None, challenge, now());
@@ -151,6 +152,12 @@ async fn handshake(mut hs: Handshake, wire: &mut Wire, node: &Node) -> Option<Pu
             return None;
         }
     }
+}
+
+/// How long a link may stay silent before it is taken for dead (`link_timeout_secs`, at
+/// least 3 s).
+fn link_timeout(node: &Node) -> Duration {
+    Duration::from_secs(node.config.federation.link_timeout_secs.max(3))
 }
 
 /// Dials every configured and admin-added peer, each in its own task, for as long as the
@@ -438,19 +445,20 @@ async fn dial_once(
         _ = node.shutdown.cancelled() => return Ok(false),
         r = tokio::time::timeout(Duration::from_secs(10), connect) => r??,
     };
-    let (mut wire, reader, writer) = pump(
-        socket,
-        |m| match m {
+    let codec = Codec {
+        read: |m| match m {
             TMessage::Text(text) => Pumped::Data(Data::Text(text.as_str().to_owned())),
             TMessage::Binary(bytes) => Pumped::Data(Data::Binary(bytes.to_vec())),
             TMessage::Close(_) => Pumped::Close,
             _ => Pumped::Skip,
         },
-        |data| match data {
+        write: |data| match data {
             Data::Text(text) => TMessage::Text(text.into()),
             Data::Binary(bytes) => TMessage::Binary(bytes.into()),
         },
-    );
+        ping: || TMessage::Ping(Default::default()),
+    };
+    let (mut wire, reader, writer) = pump(socket, codec, link_timeout(node));
     let mut challenge = [0u8; 32];
     rand::thread_rng().fill(&mut challenge);
     let dialer = Dialer::new(node.key.clone(), None, challenge, now());

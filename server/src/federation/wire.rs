@@ -1,6 +1,12 @@
 //! A WebSocket (axum's on the listening side, tokio-tungstenite's on the dialing side) seen
 //! as two queues of messages (JSON text or binary), so the link code is the same for both
-//! libraries.
+//! libraries. The pump also keeps the link alive and notices when it is dead: it pings every
+//! third of the link timeout, and ends the link when nothing at all (data, ping or pong)
+//! has arrived for a whole timeout. Without this, a peer that vanished without closing the
+//! connection (a power cut, a network dropping packets) would hold its link open, and its
+//! queue undelivered, for as long as TCP takes to give up, which can be hours.
+
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -44,12 +50,23 @@ pub(super) enum Pumped {
     Skip,
 }
 
+/// How the pump speaks one WebSocket library.
+pub(super) struct Codec<M> {
+    /// What to do with an incoming message.
+    pub(super) read: fn(M) -> Pumped,
+    /// The message for outgoing data.
+    pub(super) write: fn(Data) -> M,
+    /// A ping (the peer's WebSocket answers it with a pong by itself).
+    pub(super) ping: fn() -> M,
+}
+
 /// Spawns the reader and writer tasks that turn a WebSocket (axum's on the listening side,
-/// tokio-tungstenite's on the dialing side) into a [`Wire`].
+/// tokio-tungstenite's on the dialing side) into a [`Wire`]. The link ends when nothing
+/// arrives for `timeout`; pings go out every third of it.
 pub(super) fn pump<S, M, E>(
     socket: S,
-    read: fn(M) -> Pumped,
-    write: fn(Data) -> M,
+    codec: Codec<M>,
+    timeout: Duration,
 ) -> (
     Wire,
     tokio::task::JoinHandle<()>,
@@ -63,8 +80,10 @@ where
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel::<Data>(QUEUE);
     let (out_tx, mut out_rx) = mpsc::channel::<Data>(QUEUE);
+    let Codec { read, write, ping } = codec;
     let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
+        // Any message, a pong included, shows the peer is there.
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(timeout, stream.next()).await {
             let data = match read(message) {
                 Pumped::Data(data) => data,
                 Pumped::Close => break,
@@ -76,8 +95,18 @@ where
         }
     });
     let writer = tokio::spawn(async move {
-        while let Some(data) = out_rx.recv().await {
-            if sink.send(write(data)).await.is_err() {
+        let mut pings = tokio::time::interval(timeout / 3);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pings.tick().await;
+        loop {
+            let message = tokio::select! {
+                data = out_rx.recv() => match data {
+                    Some(data) => write(data),
+                    None => break,
+                },
+                _ = pings.tick() => ping(),
+            };
+            if sink.send(message).await.is_err() {
                 break;
             }
         }

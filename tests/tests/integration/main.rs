@@ -8,6 +8,7 @@ mod cluster;
 
 mod durability;
 mod fed_hostile;
+mod fed_liveness;
 mod fed_overflow;
 mod fed_partitions;
 mod fed_scenarios;
