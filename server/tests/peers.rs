@@ -242,18 +242,23 @@ async fn a_running_node_links_with_a_peer_added_while_it_runs() {
                 && p.status == kith_server::federation::PeerStatus::Added),
         "{stored:?}"
     );
-    // The applied offset (store and hint) covers the whole log.
+    // The applied offset (store and hint) comes to cover the whole log. It is written after
+    // the entries are acted on, so on a busy machine the link can come up first.
     let log_len = std::fs::metadata(dir_a.path().join("admin").join("peers.jsonl"))
         .expect("the admin log")
         .len();
-    assert_eq!(
-        a.node().store.admin_peers_applied().expect("the store"),
-        log_len
-    );
-    assert_eq!(
-        kith_server::federation::peers::applied_hint(dir_a.path()),
-        log_len
-    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while a.node().store.admin_peers_applied().expect("the store") != log_len
+        || kith_server::federation::peers::applied_hint(dir_a.path()) != log_len
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the applied offset stayed at {} (hint {}) of {log_len}",
+            a.node().store.admin_peers_applied().expect("the store"),
+            kith_server::federation::peers::applied_hint(dir_a.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     a.shutdown().await;
     b.shutdown().await;
 }

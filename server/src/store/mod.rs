@@ -126,6 +126,12 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// The `(created_at, id)` of every stored event of a group (not its creating event), in
+    /// that order, read from the group index without reading the events themselves: what a
+    /// sync session needs. An index entry whose event record is absent (a crash between the
+    /// two writes) is left out, so the node fetches that event again.
+    fn group_items(&self, group: &GroupId) -> Result<Vec<(Timestamp, EventId)>, StoreError>;
+
     /// How many events are stored (kept as a counter, not counted).
     fn event_count(&self) -> Result<u64, StoreError>;
 

@@ -324,6 +324,23 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn group_items(&self, group: &GroupId) -> Result<Vec<(Timestamp, EventId)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.by_group.scan_prefix(group.as_bytes()) {
+            let (key, _) = entry.map_err(engine)?;
+            let (time, id) = match (key.get(32..40), key.get(40..72)) {
+                (Some(time), Some(id)) => (time, id),
+                _ => return Err(StoreError::Corrupt("short group index key".into())),
+            };
+            let time = Timestamp(u64::from_be_bytes(time.try_into().unwrap_or([0; 8])));
+            let id = EventId::from_bytes(id.try_into().unwrap_or([0; 32]));
+            if self.events.contains_key(id.as_bytes()).map_err(engine)? {
+                out.push((time, id));
+            }
+        }
+        Ok(out)
+    }
+
     fn event_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .meta
@@ -547,6 +564,19 @@ mod tests {
                 .unwrap();
             assert_eq!(times(got), [30, 40, 50]);
         }
+        // The same order from the index alone; an index entry without its record is left out.
+        let items = store.group_items(&g1).unwrap();
+        assert_eq!(
+            items.iter().map(|(t, _)| t.0).collect::<Vec<_>>(),
+            [10, 20, 30, 40, 50]
+        );
+        let thirty = items[2].1;
+        store.events.remove(thirty.as_bytes()).unwrap();
+        let items = store.group_items(&g1).unwrap();
+        assert_eq!(
+            items.iter().map(|(t, _)| t.0).collect::<Vec<_>>(),
+            [10, 20, 40, 50]
+        );
     }
 
     #[test]

@@ -41,10 +41,10 @@ pub(super) fn group_set(
     if genesis.kind() != GROUP_CREATE || !may_serve(node, group, peer)? {
         return Ok((SyncSet::new(), false));
     }
-    let events = node.store.group_events(group)?;
-    let set = std::iter::once(&genesis)
-        .chain(events.iter())
-        .map(|e| Item::new(e.created_at(), e.id()))
+    // From the index only: a session needs each event's time and id, not the event.
+    let items = node.store.group_items(group)?;
+    let set = std::iter::once(Item::new(genesis.created_at(), genesis.id()))
+        .chain(items.into_iter().map(|(time, id)| Item::new(time, id)))
         .collect();
     Ok((set, true))
 }
