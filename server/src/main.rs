@@ -77,11 +77,11 @@ enum Admin {
         #[arg(long, default_value = "7d", value_parser = parse_expiry)]
         expires_in: Expiry,
     },
-    /// Add, block or list peer nodes (the nodes this one will sync groups with).
+    /// Add, block, unblock or list peer nodes (the nodes this one will sync groups with).
     ///
-    /// `add` and `block` never touch the store, so they work while the node runs: they
-    /// append the request to DATA_DIR/admin/peers.jsonl, and a running node applies it within
-    /// a few seconds (a stopped one when it next starts).
+    /// `add`, `block` and `unblock` never touch the store, so they work while the node runs:
+    /// they append the request to DATA_DIR/admin/peers.jsonl, and a running node applies it
+    /// within a few seconds (a stopped one when it next starts).
     #[command(subcommand)]
     Peer(PeerCommand),
     /// Refuse to host a group, or one member's events in it, saying why; or withdraw a
@@ -134,8 +134,11 @@ enum PeerCommand {
     /// Block a peer by its address or its node key (kith1…).
     ///
     /// Blocked by node key, a running node closes any link open with it within a few seconds,
-    /// and neither accepts nor opens new links with it. A block by address is recorded but closes
-    /// no link: block the node key to cut the node off now.
+    /// and neither accepts nor opens new links with it. Blocked by address, the node stops
+    /// dialing that address; if it has linked with that address since it started, it also
+    /// cuts off the node that answered there, exactly as a block of its node key would. If it
+    /// has not, its log says so: then block the node key as well to cut that node off.
+    /// Undo a block with `kithd admin peer unblock`.
     ///
     /// Example: kithd admin peer block https://spam.example --reason "floods us"
     Block {
@@ -145,6 +148,21 @@ enum PeerCommand {
         /// Why, for the record.
         #[arg(long)]
         reason: String,
+    },
+    /// Lift a block, naming the address or the node key (kith1…) that was blocked.
+    ///
+    /// Unblocking a node key lifts every block of that node (also of addresses blocked with
+    /// its key): a running node accepts and opens links with it again within a few seconds,
+    /// without a restart. Unblocking an address lifts its block, and that of the node that
+    /// answered there unless that node is still blocked another way (by its key); the address
+    /// is then not an added peer: add it again to link with it. Unblocking something not
+    /// blocked changes nothing (the node's log says so).
+    ///
+    /// Example: kithd admin peer unblock https://spam.example
+    Unblock {
+        /// The blocked base address, or the blocked node key.
+        #[arg(value_name = "URL_OR_KEY")]
+        target: String,
     },
     /// List the peers in the store and the requests not yet applied.
     ///
@@ -230,20 +248,16 @@ fn peer(data_dir: &Path, command: PeerCommand) -> anyhow::Result<()> {
         }
         PeerCommand::Block { target, reason } => {
             let at_ms = now_ms()?;
-            if let Ok(key) = target.parse() {
-                AdminRequest::BlockKey { key, reason, at_ms }
-            } else if target.starts_with("kith1") {
-                anyhow::bail!(
-                    "'{target}' is not a valid node key; copy it again from the peer's node info"
-                )
-            } else {
-                let url = normalize_peer_url(&target)
-                    .context("give the peer's base address (https://…) or its node key (kith1…)")?;
-                AdminRequest::BlockUrl {
-                    url: normalized_text(&url),
-                    reason,
-                    at_ms,
-                }
+            match peer_target(&target)? {
+                Target::Key(key) => AdminRequest::BlockKey { key, reason, at_ms },
+                Target::Url(url) => AdminRequest::BlockUrl { url, reason, at_ms },
+            }
+        }
+        PeerCommand::Unblock { target } => {
+            let at_ms = now_ms()?;
+            match peer_target(&target)? {
+                Target::Key(key) => AdminRequest::UnblockKey { key, at_ms },
+                Target::Url(url) => AdminRequest::UnblockUrl { url, at_ms },
             }
         }
     };
@@ -253,6 +267,29 @@ fn peer(data_dir: &Path, command: PeerCommand) -> anyhow::Result<()> {
         "A running node applies this within a few seconds; a stopped one when it next starts."
     );
     Ok(())
+}
+
+/// A peer named on the command line by `block` or `unblock`.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// Its node key.
+    Key(PublicKey),
+    /// Its normalised base address.
+    Url(String),
+}
+
+/// Reads a node key (kith1…) or a base address. The address is only parsed, never
+/// resolved: any well-formed address may be blocked.
+fn peer_target(target: &str) -> anyhow::Result<Target> {
+    if let Ok(key) = target.parse() {
+        Ok(Target::Key(key))
+    } else if target.starts_with("kith1") {
+        anyhow::bail!("'{target}' is not a valid node key; copy it again from the peer's node info")
+    } else {
+        let url = normalize_peer_url(target)
+            .context("give the peer's base address (https://…) or its node key (kith1…)")?;
+        Ok(Target::Url(normalized_text(&url)))
+    }
 }
 
 /// The request `kithd admin refuse` records, with its arguments checked.
@@ -567,6 +604,33 @@ mod tests {
             Some(Command::Admin(Admin::Peer(PeerCommand::Block { .. })))
         ));
         assert!(Cli::try_parse_from(["kithd", "admin", "peer", "block", "x"]).is_err());
+    }
+
+    #[test]
+    fn unblock_takes_an_address_or_a_node_key() {
+        let cli = Cli::try_parse_from(["kithd", "admin", "peer", "unblock", "https://x.example"])
+            .unwrap();
+        let Some(Command::Admin(Admin::Peer(PeerCommand::Unblock { target }))) = cli.command else {
+            panic!("not parsed as unblock")
+        };
+        assert_eq!(target, "https://x.example");
+        // No reason is asked for, and a target is required.
+        assert!(
+            Cli::try_parse_from(["kithd", "admin", "peer", "unblock", "x", "--reason", "r"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["kithd", "admin", "peer", "unblock"]).is_err());
+
+        let key = kith_protocol::SecretKey::from_seed(&[4; 32]).public_key();
+        assert_eq!(peer_target(&key.to_string()).unwrap(), Target::Key(key));
+        assert_eq!(
+            peer_target("HTTPS://X.example:443/").unwrap(),
+            Target::Url("https://x.example".into())
+        );
+        let err = peer_target("kith1nope").unwrap_err().to_string();
+        assert!(err.contains("not a valid node key"), "{err}");
+        let err = format!("{:#}", peer_target("ftp://x.example").unwrap_err());
+        assert!(err.contains("base address (https://…)"), "{err}");
     }
 
     #[test]

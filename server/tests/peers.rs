@@ -1,6 +1,7 @@
-//! `kithd admin peer add|block|list`, run as real processes on a temporary data directory,
-//! with the node stopped and running (a running node applies new requests within seconds;
-//! a block by node key closes the links already open with that node).
+//! `kithd admin peer add|block|unblock|list`, run as real processes on a temporary data
+//! directory, with the node stopped and running (a running node applies new requests within
+//! seconds; a block closes the links already open with that node, and an unblock lets it
+//! link again).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -64,6 +65,22 @@ fn start_node(dir: &Path) -> Child {
         panic!("kithd did not start");
     }
     child
+}
+
+/// `kithd admin peer list` once the running node has applied every request (within 10 s).
+fn list_once_applied(dir: &Path) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = ok(dir, &["admin", "peer", "list"]);
+        if !list.contains("Not yet applied") {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running node did not apply the requests: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn stop_node(mut child: Child) {
@@ -148,15 +165,11 @@ fn peers_are_added_blocked_and_listed_with_the_node_stopped_and_running() {
     // A request made while it runs is applied within a few seconds, without a restart.
     let out = ok(d, &["admin", "peer", "add", "https://1.1.1.1"]);
     assert!(out.contains("add https://1.1.1.1"), "{out}");
-    let mut list = ok(d, &["admin", "peer", "list"]);
-    for _ in 0..100 {
-        if !list.contains("Not yet applied") {
-            break;
-        }
-        assert!(list.contains("add https://1.1.1.1"), "{list}");
-        std::thread::sleep(Duration::from_millis(100));
-        list = ok(d, &["admin", "peer", "list"]);
+    let pending = ok(d, &["admin", "peer", "list"]);
+    if pending.contains("Not yet applied") {
+        assert!(pending.contains("add https://1.1.1.1"), "{pending}");
     }
+    let list = list_once_applied(d);
     assert!(list.contains("node is running"), "{list}");
     assert!(!list.contains("Not yet applied"), "{list}");
     assert!(!list.contains("8.8.8.8"), "{list}");
@@ -188,6 +201,58 @@ fn peers_are_added_blocked_and_listed_with_the_node_stopped_and_running() {
     assert!(list.contains("added    https://9.9.9.9"), "{list}");
     assert!(!list.contains("Not yet applied"), "{list}");
     assert_eq!(list.matches("https://8.8.8.8").count(), 1, "{list}");
+}
+
+#[test]
+fn unblocked_peers_are_no_longer_listed_as_blocked() {
+    let dir = node_dir();
+    let d = dir.path();
+    let key = kith_protocol::SecretKey::from_seed(&[8; 32])
+        .public_key()
+        .to_string();
+    ok(d, &["admin", "peer", "block", &key, "--reason", "abuse"]);
+    ok(
+        d,
+        &[
+            "admin",
+            "peer",
+            "block",
+            "https://10.1.2.3",
+            "--reason",
+            "spam",
+        ],
+    );
+    ok(d, &["admin", "peer", "add", "https://8.8.8.8"]);
+    stop_node(start_node(d));
+    let list = ok(d, &["admin", "peer", "list"]);
+    assert!(list.contains(&format!("blocked  {key}  since ")), "{list}");
+    assert!(list.contains("blocked  https://10.1.2.3  since "), "{list}");
+
+    // Unblocked while the node is stopped: one line says what was recorded, and the next
+    // start applies it.
+    let out = ok(d, &["admin", "peer", "unblock", &key]);
+    assert_eq!(out, format!("recorded: unblock {key}\n"));
+    let list = ok(d, &["admin", "peer", "list"]);
+    let pending = list.split("Not yet applied").nth(1).expect("one pending");
+    assert!(pending.contains(&format!("unblock {key}")), "{list}");
+    let node = start_node(d);
+
+    // Unblocked while it runs: applied within a few seconds. Unblocking an address that is
+    // added, not blocked, is no error and leaves it added.
+    let out = ok(d, &["admin", "peer", "unblock", "HTTPS://10.1.2.3/"]);
+    assert_eq!(out, "recorded: unblock https://10.1.2.3\n");
+    ok(d, &["admin", "peer", "unblock", "https://8.8.8.8"]);
+    let err = refused(d, &["admin", "peer", "unblock", "kith1nope"]);
+    assert!(err.contains("not a valid node key"), "{err}");
+    list_once_applied(d);
+    stop_node(node);
+
+    let list = ok(d, &["admin", "peer", "list"]);
+    assert!(!list.contains("blocked"), "{list}");
+    assert!(!list.contains(&key), "{list}");
+    assert!(!list.contains("10.1.2.3"), "{list}");
+    assert!(list.contains("added    https://8.8.8.8  since "), "{list}");
+    assert!(!list.contains("Not yet applied"), "{list}");
 }
 
 /// Two nodes in this process; `kithd admin peer add` on A's data directory makes the running
@@ -332,6 +397,64 @@ async fn start_linkable(dir: &Path, dial_homes: bool) -> kith_server::Server {
         .expect("the node starts")
 }
 
+/// Runs `kithd` on `dir` from async code (it blocks), expecting success; its standard output.
+async fn ok_async(dir: &Path, args: &[&str]) -> String {
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&dir, &args)
+    })
+    .await
+    .expect("kithd ran")
+}
+
+/// Two nodes in this process, A linked with B by `kithd admin peer add <B>` on A's data
+/// directory. Only A dials: B must not dial A back, or B's own dialer would keep reopening
+/// links that A then refuses.
+async fn linked_pair() -> (
+    tempfile::TempDir,
+    kith_server::Server,
+    tempfile::TempDir,
+    kith_server::Server,
+) {
+    let (dir_a, dir_b) = (node_dir(), node_dir());
+    // The admin command checks the address against A's config file: loopback needs this.
+    std::fs::write(
+        dir_a.path().join("kithd.toml"),
+        "[federation]\nallow_private_addresses = true\n",
+    )
+    .expect("write the config");
+    let a = start_linkable(dir_a.path(), true).await;
+    let b = start_linkable(dir_b.path(), false).await;
+    ok_async(dir_a.path(), &["admin", "peer", "add", &b.url()]).await;
+    wait_linked(&a, &b, true, "A did not link with B").await;
+    (dir_a, a, dir_b, b)
+}
+
+/// Waits until A and B are linked on both sides (`linked`), or on neither side; fails with
+/// `failure` after 30 s (a dialer backs off up to 8 s after a few refused attempts).
+async fn wait_linked(
+    a: &kith_server::Server,
+    b: &kith_server::Server,
+    linked: bool,
+    failure: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let a_side = a.node().federation.is_linked(&b.node_key());
+        let b_side = b.node().federation.is_linked(&a.node_key());
+        if a_side == linked && b_side == linked {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{failure} (linked on A: {a_side}, on B: {b_side})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// One gauge or counter from the node's `GET /metrics`, read over plain HTTP.
 async fn metric(server: &kith_server::Server, name: &str) -> u64 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -418,37 +541,7 @@ async fn blocking_a_linked_peer_closes_the_link_and_it_stays_closed() {
     use kith_protocol::group::{self, Rules};
 
     const LINKS: &str = "kith_federation_links_open";
-    let (dir_a, dir_b) = (node_dir(), node_dir());
-    // The admin command checks the address against A's config file: loopback needs this.
-    std::fs::write(
-        dir_a.path().join("kithd.toml"),
-        "[federation]\nallow_private_addresses = true\n",
-    )
-    .expect("write the config");
-    let a = start_linkable(dir_a.path(), true).await;
-    // Only A dials: B must not dial A back, or B's own dialer would keep reopening links
-    // that A then refuses.
-    let b = start_linkable(dir_b.path(), false).await;
-    let kithd_on_a = |args: Vec<String>| {
-        let dir = dir_a.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            ok(&dir, &args)
-        })
-    };
-    kithd_on_a(vec!["admin".into(), "peer".into(), "add".into(), b.url()])
-        .await
-        .expect("kithd ran");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !(a.node().federation.is_linked(&b.node_key())
-        && b.node().federation.is_linked(&a.node_key()))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "A did not link with B"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (dir_a, a, _dir_b, b) = linked_pair().await;
     assert_eq!(metric(&a, LINKS).await, 1);
     assert_eq!(metric(&b, LINKS).await, 1);
 
@@ -480,16 +573,18 @@ async fn blocking_a_linked_peer_closes_the_link_and_it_stays_closed() {
     assert!(arrives(&a, from_b.id(), Duration::from_secs(15)).await);
 
     // Blocked while linked: the open link closes on both sides, without a restart.
-    let out = kithd_on_a(vec![
-        "admin".into(),
-        "peer".into(),
-        "block".into(),
-        b.node_key().to_string(),
-        "--reason".into(),
-        "floods us".into(),
-    ])
-    .await
-    .expect("kithd ran");
+    let out = ok_async(
+        dir_a.path(),
+        &[
+            "admin",
+            "peer",
+            "block",
+            &b.node_key().to_string(),
+            "--reason",
+            "floods us",
+        ],
+    )
+    .await;
     assert!(out.contains(&format!("block {}", b.node_key())), "{out}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while metric(&a, LINKS).await != 0 || metric(&b, LINKS).await != 0 {
@@ -532,6 +627,93 @@ async fn blocking_a_linked_peer_closes_the_link_and_it_stays_closed() {
         queued.iter().all(|entry| entry.id != after_a.id()),
         "A queued its new event for the blocked node"
     );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A blocked by key, then unblocked, B's key with `kithd`: the link comes back on both sides
+/// without restarting either node (A's dialer for B's address kept running and links again).
+///
+/// Needs `AdminRequest::UnblockKey` and `Registry::unblock`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_blocked_by_key_links_again_once_unblocked_without_a_restart() {
+    let (dir_a, a, _dir_b, b) = linked_pair().await;
+    let key = b.node_key().to_string();
+    ok_async(
+        dir_a.path(),
+        &["admin", "peer", "block", &key, "--reason", "by mistake"],
+    )
+    .await;
+    wait_linked(&a, &b, false, "the link with the blocked node stayed open").await;
+    assert!(a.node().federation.is_blocked(&b.node_key()));
+
+    let out = ok_async(dir_a.path(), &["admin", "peer", "unblock", &key]).await;
+    assert!(out.contains(&format!("unblock {key}")), "{out}");
+    wait_linked(
+        &a,
+        &b,
+        true,
+        "A did not link with B again after the unblock",
+    )
+    .await;
+    assert!(!a.node().federation.is_blocked(&b.node_key()));
+    let stored = a.node().store.peers().expect("the store answers");
+    assert!(
+        stored
+            .iter()
+            .all(|p| p.status != kith_server::federation::PeerStatus::Blocked),
+        "{stored:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A blocks B by its address (`kithd admin peer block <B's URL>`) while linked: A knows the
+/// key that answered at that address (its dialer linked there), so the open link closes on
+/// both sides, the key is stored with the block, and A stops dialing the address.
+#[tokio::test(flavor = "multi_thread")]
+async fn blocking_a_linked_peer_by_address_closes_the_link() {
+    let (dir_a, a, _dir_b, b) = linked_pair().await;
+    let out = ok_async(
+        dir_a.path(),
+        &["admin", "peer", "block", &b.url(), "--reason", "floods us"],
+    )
+    .await;
+    assert!(
+        out.contains(&format!("block {} (floods us)", b.url())),
+        "{out}"
+    );
+    wait_linked(
+        &a,
+        &b,
+        false,
+        "the link with the node at the blocked address stayed open",
+    )
+    .await;
+    assert!(a.node().federation.is_blocked(&b.node_key()));
+    let record = a
+        .node()
+        .store
+        .peer(&b.url())
+        .expect("the store answers")
+        .expect("the block is stored");
+    assert_eq!(
+        (record.status, record.key),
+        (
+            kith_server::federation::PeerStatus::Blocked,
+            Some(b.node_key())
+        )
+    );
+    // The dialer for the address stops (and lets go of it, so adding it again would start
+    // a new one).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !a.node().federation.start_dialing(&b.url()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A kept dialing the blocked address"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -89,6 +89,10 @@ async fn accept_counted(socket: WebSocket, node: &SharedNode) {
 }
 
 async fn is_blocked(node: &Node, peer: &PublicKey) -> bool {
+    // The registry also holds the keys blocked with an address.
+    if node.federation.is_blocked(peer) {
+        return true;
+    }
     let id = key_id(peer);
     matches!(
         node.blocking(move |s| s.peer(&id)).await,
@@ -337,6 +341,12 @@ async fn dial_forever(node: SharedNode, url: String, expected: Option<PublicKey>
             }
             Err(_) => return,
         };
+        if address_blocked(&node, peer_url.as_str()).await {
+            tracing::info!(url = %peer_url, "stopped dialing this address: an admin blocked it");
+            // Adding it again (after unblocking it) starts a new dialer.
+            node.federation.stop_dialing(&url);
+            return;
+        }
         let base = peer_url.as_str().trim_end_matches('/');
         let ws_url = if let Some(rest) = base.strip_prefix("https://") {
             format!("wss://{rest}{FEDERATION_PATH}")
@@ -347,7 +357,7 @@ async fn dial_forever(node: SharedNode, url: String, expected: Option<PublicKey>
             return;
         };
         if peer_answers_for(&node, &peer_url, expected).await {
-            match dial_once(&node, &ws_url, peer_url.addresses(), expected).await {
+            match dial_once(&node, &peer_url, &ws_url, expected).await {
                 Ok(true) => attempt = 0,
                 Ok(false) => attempt = attempt.saturating_add(1),
                 Err(e) => {
@@ -413,18 +423,20 @@ async fn peer_answers_for(
 
 /// One connection to a peer; `Ok(true)` if the link was established (and has now ended).
 ///
-/// It connects only to `addresses`, the ones [`check_peer_url`] resolved and found public,
-/// and never looks the name up again (a second lookup could answer with a private address).
+/// It connects only to `peer_url`'s addresses, the ones [`check_peer_url`] resolved and found
+/// public, and never looks the name up again (a second lookup could answer with a private
+/// address).
 /// For a `wss://` URL it runs TLS over that connection with the node's trust roots, the
 /// server name (SNI, and the name the certificate must carry) being the URL's host.
 async fn dial_once(
     node: &SharedNode,
+    peer_url: &super::address::PeerUrl,
     ws_url: &str,
-    addresses: &[std::net::SocketAddr],
     expected: Option<PublicKey>,
 ) -> anyhow::Result<bool> {
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
     use tokio_tungstenite::tungstenite::Message as TMessage;
+    let addresses = peer_url.addresses();
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FED_FRAME_BYTES))
         .max_frame_size(Some(MAX_FED_FRAME_BYTES));
@@ -462,7 +474,12 @@ async fn dial_once(
     let mut challenge = [0u8; 32];
     rand::thread_rng().fill(&mut challenge);
     let dialer = Dialer::new(node.key.clone(), None, challenge, now());
-    let linked = match handshake(Handshake::Dialer(dialer), &mut wire, node).await {
+    let proven = handshake(Handshake::Dialer(dialer), &mut wire, node).await;
+    if let Some(peer) = proven {
+        // Which node answers at this address: a block of the address cuts that node off.
+        node.federation.note_address(peer_url.as_str(), peer);
+    }
+    let linked = match proven {
         Some(peer) if expected.is_some_and(|k| k != peer) => {
             tracing::warn!(%peer, url = ws_url, "the node at this URL has another key than the one named for it; not linking");
             node.metrics.reject("federation_wrong_key");
@@ -470,6 +487,11 @@ async fn dial_once(
         }
         Some(peer) if is_blocked(node, &peer).await => {
             tracing::info!(%peer, "not linking with a blocked node");
+            false
+        }
+        // Blocked while the handshake ran, before its key was noted.
+        Some(peer) if address_blocked(node, peer_url.as_str()).await => {
+            tracing::info!(%peer, url = %peer_url, "not linking with a blocked address");
             false
         }
         Some(peer) => {
@@ -485,6 +507,15 @@ async fn dial_once(
     reader.abort();
     let _ = writer.await;
     Ok(linked)
+}
+
+/// Whether an admin blocked the address `url` (normalised).
+async fn address_blocked(node: &Node, url: &str) -> bool {
+    let id = url.to_owned();
+    matches!(
+        node.blocking(move |s| s.peer(&id)).await,
+        Ok(Some(p)) if p.status == PeerStatus::Blocked
+    )
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,26 +3,33 @@
 //! A [`Peer`] record lives in the store's `peers` tree under [`Peer::id`]: the normalised
 //! base URL (`https://kith.example.org`), or `key:<kith1…>` for a block by node key.
 //!
-//! `kithd admin peer add|block` and `kithd admin refuse [--withdraw]` must work while the node
-//! runs, and
-//! the running node holds the store's lock. So, like `kithd admin invite`, they never open the
-//! store: they append one [`AdminRequest`] per line to `<data-dir>/admin/peers.jsonl` (mode
-//! 0600, fsynced), and the node applies them:
+//! `kithd admin peer add|block|unblock` and `kithd admin refuse [--withdraw]` must work while
+//! the node runs, and the running node holds the store's lock. So, like `kithd admin invite`,
+//! they never open the store: they append one [`AdminRequest`] per line to
+//! `<data-dir>/admin/peers.jsonl` (mode 0600, fsynced), and the node applies them:
 //!
 //! - when it starts, the peer requests it has not applied yet ([`apply_pending_admin`]), so
 //!   the dialers start with the full peer list;
 //! - while it runs, every [`ADMIN_POLL`] ([`apply_admin_while_running`]): whatever was
 //!   appended since. An added peer is dialed at once. A block by node key is stored, and the
 //!   [`super::Registry`] is told: every link open with that node closes, and from then on
-//!   links with it are refused at the handshake. (A block by address is stored only, and closes no
-//!   link: the address does not say which node key to cut.) A refusal, or the
+//!   links with it are refused at the handshake. A block by address stops the dialer of that
+//!   address; if the node knows which node key answers there (the key that proved itself in
+//!   a handshake with this node's dialer at that address since the node started,
+//!   [`super::Registry::key_at`], else the key the stored record holds), that key is stored
+//!   with the block and cut off like a block by key. If it does not know (it has not linked
+//!   with that address since it started), its log says so and no link is closed. An unblock
+//!   deletes the block records ([`Store::remove_peer`]); once no block holds a node key any
+//!   more, the registry lifts it ([`super::Registry::unblock`]) and links with that node
+//!   are accepted and opened again, without a restart. Unblocking what is not blocked
+//!   changes nothing, and the log says so. A refusal, or the
 //!   withdrawal of one, is published as a signed kind-107 or kind-108 event in its group
 //!   ([`crate::refusal`]); it needs the running node's groups, so the start-up pass stops at
 //!   the first one and leaves the rest to the running node.
 //!
 //! At the start of [`apply_admin_while_running`] the registry also learns every node key
-//! blocked before, so a link with a blocked node that slips past the handshake check closes
-//! at once.
+//! blocked before (by key, or with a blocked address), so a link with a blocked node that
+//! slips past the handshake check closes at once.
 //!
 //! The store remembers how many bytes of the log it has applied, so each request is applied
 //! once. The log is append-only: do not edit it by hand.
@@ -122,6 +129,21 @@ pub enum AdminRequest {
         /// When the admin asked, in ms since the epoch.
         at_ms: u64,
     },
+    /// Lift the block of an address (and of the node key stored with it, unless that key is
+    /// also blocked another way).
+    UnblockUrl {
+        /// The normalised base URL.
+        url: String,
+        /// When the admin asked, in ms since the epoch.
+        at_ms: u64,
+    },
+    /// Lift the block of a node key, and of every address blocked with that key.
+    UnblockKey {
+        /// The node key.
+        key: PublicKey,
+        /// When the admin asked, in ms since the epoch.
+        at_ms: u64,
+    },
     /// Refuse to host a group, or one member's events in it: the running node publishes a
     /// signed refusal (kind 107) in the group, see [`crate::refusal`].
     Refuse {
@@ -165,6 +187,8 @@ impl std::fmt::Display for AdminRequest {
             AdminRequest::Add { url, .. } => write!(f, "add {url}"),
             AdminRequest::BlockUrl { url, reason, .. } => write!(f, "block {url} ({reason})"),
             AdminRequest::BlockKey { key, reason, .. } => write!(f, "block {key} ({reason})"),
+            AdminRequest::UnblockUrl { url, .. } => write!(f, "unblock {url}"),
+            AdminRequest::UnblockKey { key, .. } => write!(f, "unblock {key}"),
             AdminRequest::Refuse {
                 group,
                 member: None,
@@ -368,8 +392,11 @@ pub fn apply_pending_admin(data_dir: &Path, store: &dyn Store) -> Result<usize, 
                 break;
             }
             Ok(request) => {
-                apply(store, &request)?;
+                let outcome = apply_request(store, &request, None)?;
                 tracing::info!(%request, "applied an admin peer request");
+                if outcome.nothing_unblocked(&request) {
+                    tracing::info!(%request, "there was nothing to unblock: no block was recorded for it");
+                }
                 applied += 1;
             }
             Err(line) => tracing::warn!(%line, "skipped an unreadable line in admin/peers.jsonl"),
@@ -395,7 +422,8 @@ pub async fn apply_admin_while_running(node: SharedNode, data_dir: PathBuf) {
     match node.blocking(|s| s.peers()).await {
         Ok(peers) => {
             for peer in peers {
-                if let (None, Some(key), PeerStatus::Blocked) = (&peer.url, peer.key, peer.status) {
+                // A block by key, or a blocked address stored with the key that answered there.
+                if let (Some(key), PeerStatus::Blocked) = (peer.key, peer.status) {
                     node.federation.block(key);
                 }
             }
@@ -472,27 +500,21 @@ async fn apply_new_admin(
                 crate::refusal::withdraw(node, refusal, reason).await;
             }
             Ok(request) => {
+                // For a block by address: the node key that answered there, if this node
+                // dialed it since it started.
+                let known = match &request {
+                    AdminRequest::BlockUrl { url, .. } => {
+                        normal_url(url).and_then(|url| node.federation.key_at(&url))
+                    }
+                    _ => None,
+                };
                 let stored = request.clone();
-                node.blocking(move |s| apply(s, &stored))
+                let outcome = node
+                    .blocking(move |s| apply_request(s, &stored, known))
                     .await
                     .map_err(|r| r.message)?;
                 tracing::info!(%request, "applied an admin peer request");
-                match &request {
-                    AdminRequest::Add { url, .. } => {
-                        // The same text the store holds, so the dialer is not started twice.
-                        if let Ok(url) = normalize_peer_url(url) {
-                            super::connect::dial_peer(node, &normalized_text(&url));
-                        }
-                    }
-                    AdminRequest::BlockKey { key, .. } => {
-                        let closed = node.federation.block(*key);
-                        tracing::info!(peer = %key, "new links with the blocked node are refused, and {closed} link(s) open with it are closing");
-                    }
-                    AdminRequest::BlockUrl { .. } => {
-                        tracing::info!("the blocked address is not dialed again at the next start; to close links with the node at that address and refuse new ones now, block its node key (kithd admin peer block kith1…)");
-                    }
-                    AdminRequest::Refuse { .. } | AdminRequest::WithdrawRefusal { .. } => {}
-                }
+                act_on(node, &request, &outcome);
             }
             Err(line) => tracing::warn!(%line, "skipped an unreadable line in admin/peers.jsonl"),
         }
@@ -512,44 +534,149 @@ async fn apply_new_admin(
     Ok(end)
 }
 
+/// What the running node does after a request is in the store: dial, cut off or let back
+/// the nodes concerned, and say so in its log.
+fn act_on(node: &SharedNode, request: &AdminRequest, outcome: &Applied) {
+    for key in &outcome.freed {
+        node.federation.unblock(key);
+    }
+    match request {
+        AdminRequest::Add { url, .. } => {
+            for key in &outcome.freed {
+                tracing::info!(%url, peer = %key, "adding the address lifted its block: links with the node there are accepted again");
+            }
+            // The same text the store holds, so the dialer is not started twice.
+            if let Some(url) = normal_url(url) {
+                super::connect::dial_peer(node, &url);
+            }
+        }
+        AdminRequest::BlockKey { key, .. } => {
+            let closed = node.federation.block(*key);
+            tracing::info!(peer = %key, "new links with the blocked node are refused, and {closed} link(s) open with it are closing");
+        }
+        AdminRequest::BlockUrl { url, .. } => match outcome.blocked {
+            Some(key) => {
+                let closed = node.federation.block(key);
+                tracing::info!(%url, peer = %key, "the blocked address is no longer dialed, and the node that answered there is cut off: new links with it are refused, and {closed} link(s) open with it are closing");
+            }
+            None => {
+                tracing::info!(%url, "the blocked address is no longer dialed, but no link was closed: this node does not know which node key answers there (it has not linked with that address since it started). If that node links with this one by itself, block its node key too: kithd admin peer block kith1… --reason …");
+            }
+        },
+        AdminRequest::UnblockKey { key, .. } => {
+            // Also lifts a block the registry holds without a record (none should exist).
+            let lifted = node.federation.unblock(key);
+            if outcome.removed == 0 && !lifted {
+                tracing::info!(peer = %key, "there was nothing to unblock: this node key was not blocked");
+            } else {
+                tracing::info!(peer = %key, "the node is unblocked: links with it are accepted and opened again");
+            }
+        }
+        AdminRequest::UnblockUrl { url, .. } => {
+            if outcome.removed == 0 {
+                tracing::info!(%url, "there was nothing to unblock: this address was not blocked");
+                return;
+            }
+            tracing::info!(%url, "the address is unblocked. It is not an added peer now: to link with it again, add it (kithd admin peer add {url})");
+            for key in &outcome.freed {
+                tracing::info!(%url, peer = %key, "the node that answered at the unblocked address is no longer blocked: links with it are accepted again");
+            }
+            for key in &outcome.still_blocked {
+                tracing::info!(%url, peer = %key, "the node that answered at the unblocked address stays blocked: another block holds its node key (see kithd admin peer list); to lift every block of it: kithd admin peer unblock {key}");
+            }
+        }
+        AdminRequest::Refuse { .. } | AdminRequest::WithdrawRefusal { .. } => {}
+    }
+}
+
+/// The normalised text of a peer address, if it is one.
+fn normal_url(url: &str) -> Option<String> {
+    normalize_peer_url(url).ok().map(|u| normalized_text(&u))
+}
+
+/// What applying one request changed in the store, for the running node's registry.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The node key a block now holds: the blocked key, or the key stored with a blocked
+    /// address.
+    pub blocked: Option<PublicKey>,
+    /// Node keys that no block holds any more: the last block naming them was lifted.
+    pub freed: Vec<PublicKey>,
+    /// Node keys named by a lifted block that another block still holds.
+    pub still_blocked: Vec<PublicKey>,
+    /// How many block records an unblock deleted.
+    pub removed: usize,
+}
+
+impl Applied {
+    /// Whether `request` was an unblock that found nothing blocked.
+    pub fn nothing_unblocked(&self, request: &AdminRequest) -> bool {
+        matches!(
+            request,
+            AdminRequest::UnblockUrl { .. } | AdminRequest::UnblockKey { .. }
+        ) && self.removed == 0
+    }
+}
+
 /// Applies one request to the store (not flushed).
 pub fn apply(store: &dyn Store, request: &AdminRequest) -> Result<(), StoreError> {
-    let normal = |url: &str| normalize_peer_url(url).map(|u| normalized_text(&u));
+    apply_request(store, request, None).map(drop)
+}
+
+/// Applies one request to the store (not flushed), and says what changed. `known` is, for a
+/// block by address, the node key that proved itself at that address (the registry's
+/// [`super::Registry::key_at`]); it is stored with the block, and preferred to a key the
+/// record already held.
+pub fn apply_request(
+    store: &dyn Store,
+    request: &AdminRequest,
+    known: Option<PublicKey>,
+) -> Result<Applied, StoreError> {
+    let nothing = Applied::default();
     match request {
         AdminRequest::Add { url, at_ms } => {
-            let Ok(url) = normal(url) else {
+            let Some(url) = normal_url(url) else {
                 tracing::warn!(%url, "skipped adding a peer with an invalid address");
-                return Ok(());
+                return Ok(nothing);
             };
             let old = store.peer(&url)?;
             if old.as_ref().is_some_and(|p| p.status == PeerStatus::Added) {
-                return Ok(());
+                return Ok(nothing);
             }
+            let key = old.and_then(|p| p.key);
             store.put_peer(&Peer {
                 url: Some(url),
-                key: old.and_then(|p| p.key),
+                key,
                 status: PeerStatus::Added,
                 reason: String::new(),
                 since_ms: *at_ms,
-            })
+            })?;
+            // Adding a blocked address lifts its block, and so the block of its key, unless
+            // another block holds that key.
+            Ok(freed_if_unheld(store, key)?)
         }
         AdminRequest::BlockUrl { url, reason, at_ms } => {
-            let Ok(url) = normal(url) else {
+            let Some(url) = normal_url(url) else {
                 tracing::warn!(%url, "skipped blocking a peer with an invalid address");
-                return Ok(());
+                return Ok(nothing);
             };
             let old = store.peer(&url)?;
+            let key = known.or(old.and_then(|p| p.key));
             store.put_peer(&Peer {
                 url: Some(url),
-                key: old.and_then(|p| p.key),
+                key,
                 status: PeerStatus::Blocked,
                 reason: reason.clone(),
                 since_ms: *at_ms,
+            })?;
+            Ok(Applied {
+                blocked: key,
+                ..nothing
             })
         }
         AdminRequest::Refuse { .. } | AdminRequest::WithdrawRefusal { .. } => {
             // Not a store record: the running node publishes it as an event.
-            Ok(())
+            Ok(nothing)
         }
         AdminRequest::BlockKey { key, reason, at_ms } => {
             let blocked = |url| Peer {
@@ -564,27 +691,87 @@ pub fn apply(store: &dyn Store, request: &AdminRequest) -> Result<(), StoreError
                     store.put_peer(&blocked(peer.url))?;
                 }
             }
-            store.put_peer(&blocked(None))
+            store.put_peer(&blocked(None))?;
+            Ok(Applied {
+                blocked: Some(*key),
+                ..nothing
+            })
+        }
+        AdminRequest::UnblockKey { key, .. } => {
+            // Every block of that node: by key, and the addresses blocked with its key.
+            let mut removed = 0;
+            for peer in store.peers()? {
+                if peer.status == PeerStatus::Blocked && peer.key == Some(*key) {
+                    store.remove_peer(&peer.id())?;
+                    removed += 1;
+                }
+            }
+            Ok(Applied {
+                freed: if removed > 0 { vec![*key] } else { Vec::new() },
+                removed,
+                ..nothing
+            })
+        }
+        AdminRequest::UnblockUrl { url, .. } => {
+            let Some(url) = normal_url(url) else {
+                tracing::warn!(%url, "skipped unblocking a peer with an invalid address");
+                return Ok(nothing);
+            };
+            // An added peer at that address is not a block: it stays.
+            let Some(old) = store
+                .peer(&url)?
+                .filter(|p| p.status == PeerStatus::Blocked)
+            else {
+                return Ok(nothing);
+            };
+            store.remove_peer(&url)?;
+            Ok(Applied {
+                removed: 1,
+                ..freed_if_unheld(store, old.key)?
+            })
         }
     }
 }
 
-/// Whether a peer with this URL (normalised) or node key is blocked.
+/// `key` as freed if no block holds it any more, else as still blocked.
+fn freed_if_unheld(store: &dyn Store, key: Option<PublicKey>) -> Result<Applied, StoreError> {
+    let mut out = Applied::default();
+    if let Some(key) = key {
+        if key_is_blocked(store, &key)? {
+            out.still_blocked.push(key);
+        } else {
+            out.freed.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether some block holds `key`: a block by key, or a blocked address stored with it.
+fn key_is_blocked(store: &dyn Store, key: &PublicKey) -> Result<bool, StoreError> {
+    Ok(store
+        .peers()?
+        .iter()
+        .any(|p| p.status == PeerStatus::Blocked && p.key.as_ref() == Some(key)))
+}
+
+/// Whether a peer with this URL (normalised) or node key is blocked: the address is, or a
+/// block holds the key (a block by key, or a blocked address stored with that key).
 pub fn is_blocked(
     store: &dyn Store,
     url: Option<&str>,
     key: Option<&PublicKey>,
 ) -> Result<bool, StoreError> {
-    let blocked = |id: &str| -> Result<bool, StoreError> {
-        Ok(store
-            .peer(id)?
-            .is_some_and(|p| p.status == PeerStatus::Blocked))
+    let url_blocked = match url {
+        Some(url) => store
+            .peer(url)?
+            .is_some_and(|p| p.status == PeerStatus::Blocked),
+        None => false,
     };
-    Ok(url.map(blocked).transpose()?.unwrap_or(false)
-        || key
-            .map(|k| blocked(&key_id(k)))
-            .transpose()?
-            .unwrap_or(false))
+    Ok(url_blocked
+        || match key {
+            Some(key) => key_is_blocked(store, key)?,
+            None => false,
+        })
 }
 
 #[cfg(test)]
@@ -711,6 +898,118 @@ mod tests {
     }
 
     #[test]
+    fn unblocking_deletes_the_block_records_and_says_which_keys_are_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let block_url = |url: &str| AdminRequest::BlockUrl {
+            url: url.into(),
+            reason: "spam".into(),
+            at_ms: 1,
+        };
+        let block_key = |k| AdminRequest::BlockKey {
+            key: k,
+            reason: "abuse".into(),
+            at_ms: 2,
+        };
+        let unblock_url = |url: &str| AdminRequest::UnblockUrl {
+            url: url.into(),
+            at_ms: 3,
+        };
+        let unblock_key = |k| AdminRequest::UnblockKey { key: k, at_ms: 3 };
+
+        // A block by address, with the key that answered there, blocks that key too.
+        let applied = apply_request(&store, &block_url("https://a.example.org"), Some(key(1)));
+        assert_eq!(applied.unwrap().blocked, Some(key(1)));
+        let a = store.peer("https://a.example.org").unwrap().unwrap();
+        assert_eq!((a.status, a.key), (PeerStatus::Blocked, Some(key(1))));
+        assert!(is_blocked(&store, None, Some(&key(1))).unwrap());
+        // Unblocking the address frees the key.
+        let applied = apply_request(&store, &unblock_url("HTTPS://a.example.org/"), None).unwrap();
+        assert!(!applied.nothing_unblocked(&unblock_url("https://a.example.org")));
+        assert_eq!((applied.removed, applied.freed), (1, vec![key(1)]));
+        assert_eq!(store.peers().unwrap(), vec![]);
+        assert!(!is_blocked(&store, None, Some(&key(1))).unwrap());
+
+        // Blocked by address and by key: unblocking the address leaves the key blocked;
+        // unblocking the key lifts every block of that node.
+        apply_request(&store, &block_url("https://b.example.org"), Some(key(2))).unwrap();
+        apply(&store, &block_key(key(2))).unwrap();
+        let applied = apply_request(&store, &unblock_url("https://b.example.org"), None).unwrap();
+        assert_eq!(applied.removed, 1);
+        assert_eq!(
+            (applied.freed, applied.still_blocked),
+            (vec![], vec![key(2)])
+        );
+        assert!(is_blocked(&store, None, Some(&key(2))).unwrap());
+        apply_request(&store, &block_url("https://b.example.org"), Some(key(2))).unwrap();
+        let applied = apply_request(&store, &unblock_key(key(2)), None).unwrap();
+        assert_eq!((applied.removed, applied.freed), (2, vec![key(2)]));
+        assert_eq!(store.peers().unwrap(), vec![]);
+
+        // Nothing blocked: nothing removed, and an added peer is left alone.
+        apply(
+            &store,
+            &AdminRequest::Add {
+                url: "https://c.example.org".into(),
+                at_ms: 4,
+            },
+        )
+        .unwrap();
+        for request in [unblock_url("https://c.example.org"), unblock_key(key(3))] {
+            let applied = apply_request(&store, &request, None).unwrap();
+            assert_eq!(applied, Applied::default(), "{request}");
+            assert!(applied.nothing_unblocked(&request));
+        }
+        let c = store.peer("https://c.example.org").unwrap().unwrap();
+        assert_eq!(c.status, PeerStatus::Added);
+
+        // Adding a blocked address lifts its block, and frees its key.
+        apply_request(&store, &block_url("https://d.example.org"), Some(key(4))).unwrap();
+        let add = AdminRequest::Add {
+            url: "https://d.example.org".into(),
+            at_ms: 5,
+        };
+        assert_eq!(
+            apply_request(&store, &add, None).unwrap().freed,
+            vec![key(4)]
+        );
+        // Without a known key, a block by address blocks no key.
+        let applied = apply_request(&store, &block_url("https://e.example.org"), None).unwrap();
+        assert_eq!(applied.blocked, None);
+    }
+
+    #[test]
+    fn the_start_up_pass_applies_unblocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("store"), 1 << 20, false).unwrap();
+        for request in [
+            requests()[3].clone(),
+            AdminRequest::BlockUrl {
+                url: "https://b.example.org".into(),
+                reason: "spam".into(),
+                at_ms: 5,
+            },
+            AdminRequest::UnblockKey {
+                key: key(7),
+                at_ms: 6,
+            },
+            AdminRequest::UnblockUrl {
+                url: "https://b.example.org".into(),
+                at_ms: 7,
+            },
+            // Nothing to unblock: applied all the same.
+            AdminRequest::UnblockUrl {
+                url: "https://b.example.org".into(),
+                at_ms: 8,
+            },
+        ] {
+            append_admin_request(dir.path(), &request).unwrap();
+        }
+        assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 5);
+        assert_eq!(store.peers().unwrap(), vec![]);
+    }
+
+    #[test]
     fn records_and_requests_are_plain_json() {
         let r = AdminRequest::BlockKey {
             key: key(7),
@@ -723,6 +1022,26 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<AdminRequest>(&text).unwrap(), r);
+        for (r, start) in [
+            (
+                AdminRequest::UnblockKey {
+                    key: key(7),
+                    at_ms: 5,
+                },
+                r#"{"op":"unblock_key","key":"kith1"#,
+            ),
+            (
+                AdminRequest::UnblockUrl {
+                    url: "https://a.example.org".into(),
+                    at_ms: 5,
+                },
+                r#"{"op":"unblock_url","url":"https://a.example.org","at_ms":5}"#,
+            ),
+        ] {
+            let text = serde_json::to_string(&r).unwrap();
+            assert!(text.starts_with(start), "{text}");
+            assert_eq!(serde_json::from_str::<AdminRequest>(&text).unwrap(), r);
+        }
         let p = Peer {
             url: Some("https://a.example.org".into()),
             key: None,

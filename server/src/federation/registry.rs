@@ -1,9 +1,12 @@
 //! What the node knows about its links right now: which peers are linked, which link drains
-//! each peer's outbound queue, which URLs have a dialer, which node keys are blocked (so that
-//! a block closes the links open with that node), and a signal for new queued events.
+//! each peer's outbound queue, which URLs have a dialer, which node key answered at each URL
+//! this node dialed (so that a block by address can cut that node off), which node keys are
+//! blocked (so that a block closes the links open with that node, and an unblock lets them
+//! link again), and a signal for new queued events.
 //! Memory only: after a restart the queues (in the store) and the peer list are the truth;
 //! the blocked keys are read back from the store when the node starts
-//! ([`super::peers::apply_admin_while_running`]).
+//! ([`super::peers::apply_admin_while_running`]), and the key at each URL is learned again
+//! at the next handshake.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -17,6 +20,8 @@ pub struct Registry {
     linked: Mutex<HashMap<PublicKey, Linked>>,
     draining: Mutex<HashSet<PublicKey>>,
     dialing: Mutex<HashSet<String>>,
+    /// Normalised base URL → the node key that proved itself there in a handshake.
+    addresses: Mutex<HashMap<String, PublicKey>>,
     blocked: Mutex<HashSet<PublicKey>>,
     queued: watch::Sender<u64>,
 }
@@ -35,6 +40,7 @@ impl Default for Registry {
             linked: Mutex::default(),
             draining: Mutex::default(),
             dialing: Mutex::default(),
+            addresses: Mutex::default(),
             blocked: Mutex::default(),
             queued: watch::Sender::new(0),
         }
@@ -75,9 +81,9 @@ impl Registry {
         locked(&self.linked).contains_key(peer)
     }
 
-    /// Blocks `peer` (an admin blocked its node key): every link open with it is told to
-    /// close ([`LinkedGuard::blocked`]), and links noted later close at once. Returns how
-    /// many links were open with it.
+    /// Blocks `peer` (an admin blocked its node key, or an address where it answered): every
+    /// link open with it is told to close ([`LinkedGuard::blocked`]), and links noted later
+    /// close at once. Returns how many links were open with it.
     pub fn block(&self, peer: PublicKey) -> usize {
         let linked = locked(&self.linked);
         locked(&self.blocked).insert(peer);
@@ -90,15 +96,49 @@ impl Registry {
         }
     }
 
+    /// Lifts the block of `peer` (an admin unblocked it): links with it are accepted and
+    /// opened again, without a restart. Links cut by the block still close; a link noted
+    /// from now on is not cut. Returns whether it was blocked.
+    pub fn unblock(&self, peer: &PublicKey) -> bool {
+        // Lock order as in `linked` and `block`.
+        let mut linked = locked(&self.linked);
+        let was_blocked = locked(&self.blocked).remove(peer);
+        if let Some(entry) = linked.get_mut(peer) {
+            if entry.cut.is_cancelled() {
+                // The links still closing keep the cancelled token; new ones get this one.
+                entry.cut = CancellationToken::new();
+            }
+        }
+        was_blocked
+    }
+
     /// Whether `peer`'s node key is blocked: dialers do not link with it.
     pub fn is_blocked(&self, peer: &PublicKey) -> bool {
         locked(&self.blocked).contains(peer)
+    }
+
+    /// Notes that `peer` proved its key in a handshake with this node's dialer at `url` (the
+    /// normalised base URL): a block of that address then cuts that node off.
+    pub fn note_address(&self, url: &str, peer: PublicKey) {
+        locked(&self.addresses).insert(url.to_owned(), peer);
+    }
+
+    /// The node key that last proved itself at `url` (normalised base URL) since the node
+    /// started, if this node has dialed it and the handshake passed.
+    pub fn key_at(&self, url: &str) -> Option<PublicKey> {
+        locked(&self.addresses).get(url).copied()
     }
 
     /// Marks `url` as dialed; false if a dialer for it already runs (or stopped for good:
     /// a URL refused by the address check is not tried again until the node restarts).
     pub fn start_dialing(&self, url: &str) -> bool {
         locked(&self.dialing).insert(url.to_owned())
+    }
+
+    /// Forgets the dialer of `url`, which stopped (an admin blocked the address): adding the
+    /// address again starts a new one.
+    pub fn stop_dialing(&self, url: &str) {
+        locked(&self.dialing).remove(url);
     }
 
     /// Tells every link that events were queued.
@@ -218,5 +258,58 @@ mod tests {
         let late = registry.linked(key(1));
         assert!(late.blocked().now_or_never().is_some());
         assert!(registry.linked(key(2)).blocked().now_or_never().is_none());
+    }
+
+    #[test]
+    fn unblocking_a_peer_lets_new_links_stay_open() {
+        let registry = Registry::default();
+        assert!(!registry.unblock(&key(1)), "nothing to unblock");
+        let cut = registry.linked(key(1));
+        registry.block(key(1));
+        assert!(cut.blocked().now_or_never().is_some());
+        assert!(registry.unblock(&key(1)));
+        assert!(!registry.is_blocked(&key(1)));
+        assert!(!registry.unblock(&key(1)), "already unblocked");
+        // The link cut by the block still closes; a link noted now, while that one is still
+        // closing, is not cut.
+        assert!(cut.blocked().now_or_never().is_some());
+        let fresh = registry.linked(key(1));
+        assert!(fresh.blocked().now_or_never().is_none());
+        drop(cut);
+        assert!(registry.is_linked(&key(1)));
+        // Blocking again cuts the new link too.
+        assert_eq!(registry.block(key(1)), 1);
+        assert!(fresh.blocked().now_or_never().is_some());
+    }
+
+    #[test]
+    fn unblocking_one_peer_leaves_the_others_blocked() {
+        let registry = Registry::default();
+        registry.block(key(1));
+        registry.block(key(2));
+        assert!(registry.unblock(&key(1)));
+        assert!(registry.linked(key(1)).blocked().now_or_never().is_none());
+        assert!(registry.is_blocked(&key(2)));
+        assert!(registry.linked(key(2)).blocked().now_or_never().is_some());
+    }
+
+    #[test]
+    fn the_key_at_a_dialed_address_is_remembered() {
+        let registry = Registry::default();
+        assert_eq!(registry.key_at("http://a"), None);
+        registry.note_address("http://a", key(1));
+        assert_eq!(registry.key_at("http://a"), Some(key(1)));
+        // Another node now answers there: the latest handshake wins.
+        registry.note_address("http://a", key(2));
+        assert_eq!(registry.key_at("http://a"), Some(key(2)));
+        assert_eq!(registry.key_at("http://b"), None);
+    }
+
+    #[test]
+    fn a_stopped_dialer_can_be_started_again() {
+        let registry = Registry::default();
+        assert!(registry.start_dialing("http://a"));
+        registry.stop_dialing("http://a");
+        assert!(registry.start_dialing("http://a"));
     }
 }

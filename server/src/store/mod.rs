@@ -154,6 +154,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every peer record, ordered by id.
     fn peers(&self) -> Result<Vec<Peer>, StoreError>;
 
+    /// Deletes the peer record stored under `id` (a normalised base URL, or `key:<kith1…>`);
+    /// returns whether there was one. Not durable until [`Store::flush`], like
+    /// [`Store::put_peer`].
+    fn remove_peer(&self, id: &str) -> Result<bool, StoreError>;
+
     /// How many bytes of the admin peer log (`<data-dir>/admin/peers.jsonl`) have been applied.
     fn admin_peers_applied(&self) -> Result<u64, StoreError>;
 

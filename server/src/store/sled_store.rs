@@ -396,6 +396,10 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn remove_peer(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.peers.remove(id.as_bytes()).map_err(engine)?.is_some())
+    }
+
     fn peer(&self, id: &str) -> Result<Option<Peer>, StoreError> {
         self.peers
             .get(id.as_bytes())
@@ -616,6 +620,31 @@ mod tests {
             since_ms: 0,
         };
         assert!(store.put_peer(&nameless).is_err());
+    }
+
+    #[test]
+    fn a_removed_peer_stays_removed_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = |url: &str| Peer {
+            url: Some(url.into()),
+            key: None,
+            status: PeerStatus::Blocked,
+            reason: "spam".into(),
+            since_ms: 5,
+        };
+        {
+            let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+            store.put_peer(&peer("https://a.example.org")).unwrap();
+            store.put_peer(&peer("https://b.example.org")).unwrap();
+            store.flush().unwrap();
+            assert!(store.remove_peer("https://a.example.org").unwrap());
+            assert!(!store.remove_peer("https://a.example.org").unwrap());
+            assert!(!store.remove_peer("https://c.example.org").unwrap());
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        assert_eq!(store.peer("https://a.example.org").unwrap(), None);
+        assert_eq!(store.peers().unwrap(), vec![peer("https://b.example.org")]);
     }
 
     #[test]
