@@ -1500,6 +1500,50 @@ fn concurrent_posts_merge_and_any_arrival_order_gives_one_state() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_group_keeps_posts_without_their_bodies_and_still_judges_a_late_branch() {
+    let mut c = Circle::found(&ada(), Rules::mutual_aid_default());
+    let long = "soup, bread and a long list of who brings what ".repeat(160);
+    assert!(long.len() > 7_000);
+    let before = c.group.bytes();
+    let first = c.post(&ada(), &long);
+    for _ in 0..9 {
+        c.post(&ada(), &long);
+    }
+    let grown = c.group.bytes() - before;
+    assert!(
+        grown < 4_000,
+        "ten posts of {} bytes each grew the group by {grown} bytes: only their headers \
+         and signatures are kept",
+        long.len()
+    );
+    // A post citing an old one is judged against the state its parents establish: the
+    // fold replays the posts held without bodies.
+    let late = c.sign_with(
+        &ada(),
+        Kind::POST,
+        post_body(&long),
+        &[first.id()],
+        c.at().0,
+    );
+    c.offer(late).expect("a post on a late branch is accepted");
+    assert!(
+        c.state().not_applied.is_empty(),
+        "every post replays without its body: {:?}",
+        c.state().not_applied
+    );
+    // A post offered new must still come with its body.
+    let bare = c
+        .sign(&ada(), Kind::POST, post_body("hello"))
+        .without_body();
+    assert_eq!(c.group.check(&bare), Err(GroupError::BodyMissing));
+    c.assert_replays();
+}
+
+// ---------------------------------------------------------------------------------------
 // Design flaws (see the report): each asserts what we would want, and fails today.
 // ---------------------------------------------------------------------------------------
 

@@ -33,6 +33,10 @@ pub struct Config {
     /// Most group events held in memory (the groups used least recently are dropped
     /// beyond it and read back from the store when next needed).
     pub group_cache_events: usize,
+    /// Most bytes of group events held in memory, in MiB (posts count without their
+    /// bodies, which the groups' rules never need); beyond it, as beyond
+    /// `group_cache_events`, the groups used least recently are dropped.
+    pub group_cache_mib: u64,
     /// What an acknowledged write survives.
     pub durability: Durability,
     /// Let any key register without an invite.
@@ -135,6 +139,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             cache_mib: 64,
             group_cache_events: 50_000,
+            group_cache_mib: 32,
             durability: Durability::ProcessCrash,
             open_registration: false,
             limits: Limits::default(),
@@ -177,12 +182,16 @@ listen = "127.0.0.1:8080"
 cache_mib = 64
 
 # Most group events kept in memory, to check new events against their group's rules. Each
-# takes about 1 KB (a short post; more for a long one), so 50000 is about 50 MiB. Beyond
-# it the groups used least recently are dropped from memory and read back from disk the
-# next time they are needed: lower saves memory, but a node that keeps reloading groups
-# (kith_group_loads_total in /metrics rising fast) spends time and disk reads on it. One
-# group larger than this is still loaded, alone.
+# takes well under 1 KB (posts are kept without their text, which the rules never need),
+# so 50000 is at most about 50 MiB. Beyond it the groups used least recently are dropped
+# from memory and read back from disk the next time they are needed: lower saves memory,
+# but a node that keeps reloading groups (kith_group_loads_total in /metrics rising fast)
+# spends time and disk reads on it. One group larger than this is still loaded, alone.
 group_cache_events = 50000
+
+# Most MiB of those events' bytes kept in memory (proposals, decisions and other group
+# events keep their text; posts do not). Groups are dropped beyond it as above.
+group_cache_mib = 32
 
 # What an acknowledged event survives:
 #   "process-crash": kithd being killed (kill -9, OOM); fast.
@@ -361,6 +370,13 @@ mod tests {
         assert_eq!(Config::default().group_cache_events, 50_000);
         let config = Config::parse("group_cache_events = 1000").unwrap();
         assert_eq!(config.group_cache_events, 1000);
+        assert_eq!(Config::default().group_cache_mib, 32);
+        assert_eq!(
+            Config::parse("group_cache_mib = 8")
+                .unwrap()
+                .group_cache_mib,
+            8
+        );
         let err = Config::parse("group_cache_event = 1000").unwrap_err();
         assert!(err.contains("group_cache_event"), "{err}");
     }

@@ -1,11 +1,18 @@
 //! The groups this node holds: each group's events and state, loaded from the store when
 //! they are needed and kept up to date as events are stored.
 //!
-//! Memory is bounded by a number of events (`group_cache_events`): when a load pushes the
-//! events held above it, the groups used least recently are dropped (never the one in use;
-//! a single group larger than the bound is held alone). Dropping is safe because the store
+//! Memory is bounded by a number of events (`group_cache_events`) and by the bytes of the
+//! events held (`group_cache_mib`; posts are held without their bodies, see
+//! `Group::bytes`): when a load pushes the groups held above either, the groups used least
+//! recently are dropped (never the one in use; a single group larger than the bound is held
+//! alone). Dropping is safe because the store
 //! is the source of truth: an evicted group is folded again from its stored events when
 //! next needed, and an event stored while its group is out of memory is simply in that fold.
+//!
+//! A load reads and folds a group outside the cache's lock, so a cold load of a large group
+//! (seconds for 100k events) holds up only the callers that need that group, not every
+//! publish to every other group. Events recorded while their group loads are set aside and
+//! added once the fold is in (see [`Groups::with_group`]).
 //!
 //! The node enforces a group's rules on every publish with the protocol's state machine
 //! (`kith_protocol::group`): the same code every other node and client runs, so the node
@@ -13,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use kith_protocol::event::{Event, GroupId, Timestamp};
 use kith_protocol::frame::ErrorCode;
@@ -32,8 +39,11 @@ pub struct Groups {
     store: Arc<dyn Store>,
     limits: Limits,
     max_events: usize,
+    max_bytes: usize,
     metrics: Arc<Metrics>,
     loaded: Mutex<Cache>,
+    /// Signalled when a load ends, for the callers waiting on that group.
+    load_ended: Condvar,
     private: RwLock<HashSet<GroupId>>,
     public: RwLock<HashSet<GroupId>>,
 }
@@ -44,8 +54,13 @@ struct Cache {
     groups: HashMap<GroupId, Cached>,
     /// The sum of `group.len()` over `groups`.
     events: usize,
+    /// The sum of `group.bytes()` over `groups`.
+    bytes: usize,
     /// Incremented on every use; a group's `used` is the tick of its last use.
     tick: u64,
+    /// Groups being folded from the store outside the lock, with the events recorded for
+    /// them meanwhile (added once the fold is in).
+    loading: HashMap<GroupId, Vec<Event>>,
 }
 
 struct Cached {
@@ -56,8 +71,10 @@ struct Cached {
 impl Cache {
     fn insert(&mut self, id: GroupId, group: Group) {
         self.events += group.len();
+        self.bytes += group.bytes();
         if let Some(old) = self.groups.insert(id, Cached { group, used: 0 }) {
             self.events -= old.group.len();
+            self.bytes -= old.group.bytes();
         }
     }
 
@@ -66,17 +83,20 @@ impl Cache {
         self.tick += 1;
         let cached = self.groups.get_mut(id)?;
         cached.used = self.tick;
-        let before = cached.group.len();
+        let (events, bytes) = (cached.group.len(), cached.group.bytes());
         let out = f(&mut cached.group);
-        // A group only grows; the count follows it.
-        self.events = self.events - before + cached.group.len();
+        // A group only grows; the counts follow it.
+        self.events = self.events - events + cached.group.len();
+        self.bytes = self.bytes - bytes + cached.group.bytes();
         Some(out)
     }
 
-    /// Drops the groups used least recently, other than `keep`, until at most `max` events
-    /// are held (or only `keep` is left). Returns how many groups were dropped.
-    fn evict(&mut self, max: usize, keep: &GroupId) -> usize {
-        if self.events <= max {
+    /// Drops the groups used least recently, other than `keep`, until at most `max_events`
+    /// events and `max_bytes` bytes are held (or only `keep` is left). Returns how many
+    /// groups were dropped.
+    fn evict(&mut self, max_events: usize, max_bytes: usize, keep: &GroupId) -> usize {
+        let within = |c: &Cache| c.events <= max_events && c.bytes <= max_bytes;
+        if within(self) {
             return 0;
         }
         let mut by_use: Vec<(u64, GroupId)> = self
@@ -88,15 +108,30 @@ impl Cache {
         by_use.sort_unstable();
         let mut dropped = 0;
         for (_, id) in by_use {
-            if self.events <= max {
+            if within(self) {
                 break;
             }
             if let Some(old) = self.groups.remove(&id) {
                 self.events -= old.group.len();
+                self.bytes -= old.group.bytes();
                 dropped += 1;
             }
         }
         dropped
+    }
+}
+
+/// A load under way: if it unwinds, the group is marked as not loading, so the callers
+/// waiting on it try again instead of waiting for ever. Forgotten when the load ends.
+struct Loading<'a> {
+    groups: &'a Groups,
+    id: &'a GroupId,
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.groups.lock().loading.remove(self.id);
+        self.groups.load_ended.notify_all();
     }
 }
 
@@ -118,20 +153,24 @@ fn rejection(e: GroupError) -> Rejection {
 }
 
 impl Groups {
-    /// An empty cache over `store`, holding at most about `max_events` events in memory
-    /// (see the module docs), and keeping the group gauges and load counter in `metrics`.
+    /// An empty cache over `store`, holding at most about `max_events` events and
+    /// `max_bytes` bytes of them in memory (see the module docs), and keeping the group
+    /// gauges and load counter in `metrics`.
     pub fn new(
         store: Arc<dyn Store>,
         limits: Limits,
         max_events: usize,
+        max_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Groups {
         Groups {
             store,
             limits,
             max_events,
+            max_bytes,
             metrics,
             loaded: Mutex::new(Cache::default()),
+            load_ended: Condvar::new(),
             private: RwLock::new(HashSet::new()),
             public: RwLock::new(HashSet::new()),
         }
@@ -144,28 +183,39 @@ impl Groups {
     /// Runs `f` on the group, loading it from the store first if needed. `Ok(None)` if the
     /// node holds no such group. Blocking.
     ///
-    /// The lock is held while loading, so an event is either in the stored events read here
-    /// or recorded after the group is in memory (a store write and its `record` are never
-    /// split around a load).
+    /// The load runs without the lock (other groups stay usable). An event stored before the
+    /// load reads the store is in the fold; one recorded while the load runs waits in
+    /// `Cache::loading` and is added after it; so a store write and its `record` are never
+    /// lost around a load. Callers wanting the same group meanwhile wait for the load.
     fn with_group<T>(
         &self,
         id: &GroupId,
         f: impl FnOnce(&mut Group) -> T,
     ) -> Result<Option<T>, StoreError> {
         let mut cache = self.lock();
-        if !cache.groups.contains_key(id) {
-            let genesis = match self
-                .store
-                .get_event(&kith_protocol::EventId::from_bytes(*id.as_bytes()))?
-            {
-                Some(g) if g.kind() == group::GROUP_CREATE => g,
-                _ => return Ok(None),
+        while !cache.groups.contains_key(id) {
+            if cache.loading.contains_key(id) {
+                cache = self
+                    .load_ended
+                    .wait(cache)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            cache.loading.insert(*id, Vec::new());
+            drop(cache);
+            let loading = Loading { groups: self, id };
+            let folded = self.fold_from_store(id);
+            cache = self.lock();
+            let recorded = cache.loading.remove(id).unwrap_or_default();
+            std::mem::forget(loading);
+            self.load_ended.notify_all();
+            let Some(mut loaded) = folded? else {
+                return Ok(None);
             };
-            let events = self.store.group_events(id)?;
-            let (loaded, orphans) = Group::load(genesis, events, self.limits.clone())
-                .map_err(|e| StoreError::Corrupt(format!("group {id}: {e}")))?;
-            if !orphans.is_empty() {
-                tracing::warn!(group = %id, orphans = orphans.len(), "stored group events whose parents are missing");
+            for event in recorded {
+                if let Err(e) = loaded.insert(event) {
+                    tracing::warn!(group = %id, "an event stored while its group loaded was not added to its state: {e}");
+                }
             }
             self.note_visibility(loaded.state());
             self.metrics.group_loads.fetch_add(1, Relaxed);
@@ -174,6 +224,26 @@ impl Groups {
         let out = cache.run(id, f);
         self.settle(&mut cache, id);
         Ok(out)
+    }
+
+    /// Folds a group from its stored events; `None` if its creating event is not stored.
+    fn fold_from_store(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+        let genesis = match self
+            .store
+            .get_event(&kith_protocol::EventId::from_bytes(*id.as_bytes()))?
+        {
+            Some(g) if g.kind() == group::GROUP_CREATE => g,
+            _ => return Ok(None),
+        };
+        let events = self.store.group_events(id)?;
+        #[cfg(test)]
+        tests::pause_in_load(id);
+        let (loaded, orphans) = Group::load(genesis, events, self.limits.clone())
+            .map_err(|e| StoreError::Corrupt(format!("group {id}: {e}")))?;
+        if !orphans.is_empty() {
+            tracing::warn!(group = %id, orphans = orphans.len(), "stored group events whose parents are missing");
+        }
+        Ok(Some(loaded))
     }
 
     /// Runs `f` on the group only if it is in memory: `None` otherwise (and nothing else
@@ -187,13 +257,14 @@ impl Groups {
 
     /// Evicts beyond the bound (keeping `used`, the group just used) and sets the gauges.
     fn settle(&self, cache: &mut Cache, used: &GroupId) {
-        let dropped = cache.evict(self.max_events, used);
+        let dropped = cache.evict(self.max_events, self.max_bytes, used);
         if dropped > 0 {
             tracing::debug!(
                 dropped,
                 groups = cache.groups.len(),
                 events = cache.events,
-                "groups dropped from memory (group_cache_events)"
+                bytes = cache.bytes,
+                "groups dropped from memory (group_cache_events, group_cache_mib)"
             );
         }
         self.metrics
@@ -202,6 +273,9 @@ impl Groups {
         self.metrics
             .group_events_loaded
             .store(cache.events as u64, Relaxed);
+        self.metrics
+            .group_bytes_loaded
+            .store(cache.bytes as u64, Relaxed);
     }
 
     fn note_visibility(&self, state: &GroupState) {
@@ -241,6 +315,10 @@ impl Groups {
         if event.kind() == group::GROUP_CREATE {
             let id = GroupId::from(event.id());
             let mut cache = self.lock();
+            if cache.loading.contains_key(&id) {
+                // A load found (or will find) the creating event in the store.
+                return Ok(());
+            }
             if !cache.groups.contains_key(&id) {
                 if let Ok(g) = Group::create(event.clone(), self.limits.clone()) {
                     self.note_visibility(g.state());
@@ -254,6 +332,12 @@ impl Groups {
         let Some(id) = event.group() else {
             return Ok(());
         };
+        if let Some(recorded) = self.lock().loading.get_mut(&id) {
+            // Its group is being folded from the store, which may have read before this
+            // event was stored: added once the fold is in.
+            recorded.push(event.clone());
+            return Ok(());
+        }
         self.with_loaded(&id, |g| {
             if let Err(e) = g.insert_checked(event.clone()) {
                 // Checked before storing; a failure here means a concurrent publish raced
@@ -473,11 +557,20 @@ mod tests {
     }
 
     fn groups(store: &Arc<dyn Store>, max_events: usize) -> (Groups, Arc<Metrics>) {
+        groups_within(store, max_events, usize::MAX)
+    }
+
+    fn groups_within(
+        store: &Arc<dyn Store>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> (Groups, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let groups = Groups::new(
             Arc::clone(store),
             Limits::default(),
             max_events,
+            max_bytes,
             Arc::clone(&metrics),
         );
         (groups, metrics)
@@ -651,5 +744,164 @@ mod tests {
         assert!(groups.lock().groups.contains_key(&d.id));
         let (_, events, _) = loaded(&metrics);
         assert!(events <= 50, "{events}");
+    }
+
+    #[test]
+    fn the_bytes_held_are_bounded_too_and_long_posts_do_not_count() {
+        let f = fixture();
+        let chains: Vec<Chain> = (0..3)
+            .map(|i| {
+                stored_group(
+                    &*f.store,
+                    &f.founder,
+                    &format!("b{i}"),
+                    Visibility::Public,
+                    20,
+                )
+            })
+            .collect();
+        let one = {
+            let (probe, metrics) = groups(&f.store, usize::MAX);
+            probe.with_state(&chains[0].id, |_| ()).unwrap();
+            metrics.group_bytes_loaded.load(Relaxed) as usize
+        };
+        assert!(one > 0);
+        // Room for two groups' bytes, and for any number of events.
+        let (bounded, metrics) = groups_within(&f.store, usize::MAX, one * 5 / 2);
+        for chain in &chains {
+            bounded.with_state(&chain.id, |_| ()).unwrap();
+            let bytes = metrics.group_bytes_loaded.load(Relaxed) as usize;
+            assert!(
+                bytes <= one * 5 / 2,
+                "{bytes} bytes held, bound {}",
+                one * 5 / 2
+            );
+            let cache = bounded.lock();
+            assert_eq!(cache.bytes, bytes);
+            assert_eq!(
+                cache.bytes,
+                cache
+                    .groups
+                    .values()
+                    .map(|c| c.group.bytes())
+                    .sum::<usize>()
+            );
+        }
+        assert_eq!(
+            loaded(&metrics).0,
+            2,
+            "the third group pushed the first out"
+        );
+
+        // A long post costs its header, not its body.
+        let mut long = Chain::create(&f.founder, "long posts", Visibility::Public);
+        let mut events = vec![long.genesis.clone()];
+        for i in 0..20 {
+            events.push(long.post(&f.founder, &format!("{i}: {}", "a long story ".repeat(500))));
+        }
+        put(&*f.store, &events);
+        let (probe, metrics) = groups(&f.store, usize::MAX);
+        probe.with_state(&long.id, |_| ()).unwrap();
+        let held = metrics.group_bytes_loaded.load(Relaxed) as usize;
+        assert!(
+            held < one * 3 / 2,
+            "20 long posts hold {held} bytes; 20 short ones {one}"
+        );
+    }
+
+    /// A load stopped half-way on purpose: after it read the store, before it folds.
+    struct Pause {
+        group: GroupId,
+        reached: std::sync::Barrier,
+        go: std::sync::Barrier,
+    }
+
+    static PAUSES: Mutex<Vec<Arc<Pause>>> = Mutex::new(Vec::new());
+
+    /// Makes the next load of `group` stop half-way until [`Pause::go`] is passed.
+    fn pause_next_load(group: GroupId) -> Arc<Pause> {
+        let pause = Arc::new(Pause {
+            group,
+            reached: std::sync::Barrier::new(2),
+            go: std::sync::Barrier::new(2),
+        });
+        PAUSES.lock().unwrap().push(Arc::clone(&pause));
+        pause
+    }
+
+    /// Called by every load in this crate's tests (other tests' groups pass at once).
+    pub(super) fn pause_in_load(id: &GroupId) {
+        let pause = {
+            let mut pauses = PAUSES.lock().unwrap();
+            let at = pauses.iter().position(|p| p.group == *id);
+            at.map(|i| pauses.remove(i))
+        };
+        if let Some(pause) = pause {
+            pause.reached.wait();
+            pause.go.wait();
+        }
+    }
+
+    /// Runs `f` on another thread and returns what it gives, failing the test if it has
+    /// not finished within 20 s (it is stuck behind a lock: no load here takes that long).
+    fn unblocked<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what} waited for another group's load"))
+    }
+
+    #[test]
+    fn a_load_holds_up_only_its_own_group_and_keeps_what_is_recorded_meanwhile() {
+        let f = fixture();
+        let mut slow = stored_group(&*f.store, &f.founder, "slow", Visibility::Public, 30);
+        let quick = stored_group(&*f.store, &f.founder, "quick", Visibility::Public, 5);
+        let (groups, metrics) = groups(&f.store, usize::MAX);
+        let groups = Arc::new(groups);
+        let pause = pause_next_load(slow.id);
+
+        let loader = {
+            let groups = Arc::clone(&groups);
+            let id = slow.id;
+            std::thread::spawn(move || groups.with_state(&id, |s| s.digest()).unwrap())
+        };
+        pause.reached.wait();
+
+        // While "slow" loads, another group is read and loaded ...
+        let quick_digest = {
+            let groups = Arc::clone(&groups);
+            let id = quick.id;
+            unblocked("reading another group", move || {
+                groups.with_state(&id, GroupState::digest).unwrap()
+            })
+        };
+        assert_eq!(quick_digest, Some(digest_from_store(&f.store, &quick.id)));
+        // ... and an event of "slow" stored after the load read the store is recorded.
+        let late = slow.post(&f.founder, "stored during the load");
+        put(&*f.store, std::slice::from_ref(&late));
+        {
+            let groups = Arc::clone(&groups);
+            let late = late.clone();
+            unblocked("recording an event", move || groups.record(&late).unwrap());
+        }
+        // A second reader of "slow" waits for the load rather than loading it again.
+        let waiter = {
+            let groups = Arc::clone(&groups);
+            let id = slow.id;
+            std::thread::spawn(move || groups.heads(&id).unwrap())
+        };
+
+        pause.go.wait();
+        let fresh = digest_from_store(&f.store, &slow.id);
+        assert_eq!(
+            loader.join().unwrap(),
+            Some(fresh),
+            "the load kept the late event"
+        );
+        assert_eq!(waiter.join().unwrap(), Some(vec![late.id()]));
+        assert_eq!(loaded(&metrics).2, 2, "each group was loaded once");
+        assert!(groups.lock().loading.is_empty());
     }
 }

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub groups_loaded: AtomicU64,
     /// Events of the groups held in memory now (a gauge, set by `Groups`).
     pub group_events_loaded: AtomicU64,
+    /// Bytes of the events of the groups held in memory now (gauge).
+    pub group_bytes_loaded: AtomicU64,
     /// Groups read from the store into memory, reloads after eviction included.
     pub group_loads: AtomicU64,
     rejections: Mutex<BTreeMap<String, u64>>,
@@ -196,6 +198,12 @@ impl Metrics {
             "gauge",
             "Events of the groups held in memory now (bounded by group_cache_events).",
             c(&self.group_events_loaded),
+        );
+        line(
+            "group_bytes_loaded",
+            "gauge",
+            "Bytes of the events of the groups held in memory now, posts without their bodies (bounded by group_cache_mib).",
+            c(&self.group_bytes_loaded),
         );
         line(
             "group_loads_total",

@@ -161,6 +161,7 @@ impl Server {
             Arc::clone(&store),
             config.limits.clone(),
             config.group_cache_events,
+            usize::try_from(config.group_cache_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
             Arc::clone(&metrics),
         ));
         let node = Arc::new(Node {

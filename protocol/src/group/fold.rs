@@ -27,6 +27,7 @@ use super::body::{Action, Verdict};
 use super::state::GroupState;
 use super::GroupError;
 use crate::event::{Event, EventId, GroupId, Timestamp};
+use crate::kind::Kind;
 use crate::validate::Limits;
 use crate::PublicKey;
 
@@ -39,6 +40,13 @@ pub struct Group {
     heads: BTreeSet<EventId>,
     state: GroupState,
     limits: Limits,
+    /// The sum of [`held_bytes`] over `events`.
+    bytes: usize,
+}
+
+/// What one held event counts for in [`Group::bytes`].
+fn held_bytes(event: &Event) -> usize {
+    event.header_bytes().len() + event.signature().len() + event.body().map_or(0, <[u8]>::len)
 }
 
 impl Group {
@@ -50,6 +58,7 @@ impl Group {
             events: HashMap::from([(id, genesis.clone())]),
             children: HashMap::new(),
             heads: BTreeSet::from([id]),
+            bytes: held_bytes(&genesis),
             genesis,
             state,
             limits,
@@ -111,6 +120,12 @@ impl Group {
     /// Number of events, genesis included.
     pub fn len(&self) -> usize {
         self.events.len()
+    }
+
+    /// The bytes of the events held (headers, signatures, and the bodies kept: every body
+    /// but posts'), a measure of the group's memory for a cache to bound.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether only the genesis is held (never true: a group always has its genesis).
@@ -238,6 +253,15 @@ impl Group {
             self.heads.remove(p);
         }
         self.heads.insert(id);
+        // A post's body plays no part in the state (only its author and place do), so it
+        // is not kept: a group's memory follows its headers and its group events, not
+        // the length of what members write. The store keeps the whole event.
+        let event = if event.kind() == Kind::POST {
+            event.without_body()
+        } else {
+            event
+        };
+        self.bytes += held_bytes(&event);
         self.events.insert(id, event);
     }
 

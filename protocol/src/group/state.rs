@@ -372,14 +372,22 @@ impl GroupState {
     fn judge(&self, event: &Event, limits: &Limits, strict: bool) -> Result<Change, GroupError> {
         let author = event.author();
         let at = event.created_at();
-        let body = event.body().ok_or(GroupError::BodyMissing)?;
         let kind = event.kind();
-        let body_err = GroupError::Body;
         if kind == Kind::POST {
-            PostBody::parse(body, limits).map_err(body_err)?;
+            // A post changes no state, so once accepted its body is not needed to replay it
+            // (a `Group` keeps posts without their bodies); a post offered new needs one.
+            match event.body() {
+                Some(body) => {
+                    PostBody::parse(body, limits).map_err(GroupError::Body)?;
+                }
+                None if !strict => {}
+                None => return Err(GroupError::BodyMissing),
+            }
             self.member(&author)?;
             return Ok(Change::Content);
         }
+        let body = event.body().ok_or(GroupError::BodyMissing)?;
+        let body_err = GroupError::Body;
         match kind {
             super::INVITE => {
                 let invite = Invite::parse(body, limits).map_err(body_err)?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kith_client::Connection;
 use kith_protocol::group::body::{NodeRef, Visibility};
-use kith_protocol::{Event, GroupId, SecretKey};
+use kith_protocol::{Event, EventId, GroupId, SecretKey};
+use kith_server::federation::peers::{append_admin_request, AdminRequest};
 use kith_tests::fed::{holds_as_member, member_view};
 use kith_tests::node::{eventually, federated_with};
 use kith_tests::{seeded_key, TestGroup, TestNode};
@@ -220,4 +221,90 @@ async fn a_restarted_node_links_again_with_its_members_homes_unprompted() {
         "A linked with B again at start, from the group's members' homes"
     );
     drop(on_b);
+}
+
+/// The refusals in force in `group` on the node of the member logged in on `conn`.
+async fn refusals(conn: &Connection, group: GroupId) -> Vec<serde_json::Value> {
+    let Ok(body) = conn.group_state(group).await else {
+        return Vec::new();
+    };
+    body["state"]["refusals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Hands `request` to `node` through its admin log, as `kithd admin refuse` does.
+fn admin(node: &TestNode, request: AdminRequest) {
+    append_admin_request(node.dir(), &request).expect("the admin log takes the request");
+}
+
+/// A refusal's withdrawal reconciles the group with the peers at once: what the node refused
+/// meanwhile was acknowledged to the peer, so nothing would send it again before the link
+/// starts again.
+#[tokio::test]
+async fn what_a_withdrawn_refusal_kept_out_arrives_at_once() {
+    let a = TestNode::start_with(|c| federated_with(c, &[])).await;
+    let b = TestNode::start_with(|c| federated_with(c, &[])).await;
+    let Across {
+        on_a,
+        on_b,
+        mut group,
+        founder,
+        ..
+    } = across(&a, &b, "orchard", 77).await;
+
+    // B, home of the newcomer, refuses the founder's events.
+    admin(
+        &b,
+        AdminRequest::Refuse {
+            group: group.id,
+            member: Some(founder.public_key()),
+            reason: "testing a refusal".into(),
+            at_ms: kith_client::now().0,
+        },
+    );
+    assert!(
+        eventually(WAIT_SECS, || async {
+            !refusals(&on_b, group.id).await.is_empty()
+        })
+        .await,
+        "B published its refusal"
+    );
+    let refusal: EventId = refusals(&on_b, group.id).await[0]["event"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("the refusal's event id");
+
+    let kept_out = group.post(&founder, "written while B refuses me");
+    on_a.publish(&kept_out).await.unwrap();
+    let depth = format!(
+        "kith_federation_queue_depth{{peer=\"{}\"}}",
+        b.server_ref().node_key()
+    );
+    assert!(
+        eventually(WAIT_SECS, || async { metric(&a, &depth).await == 0 }).await,
+        "B answered the push"
+    );
+    assert!(!holds(&on_b, &kept_out).await, "B refused the post");
+
+    admin(
+        &b,
+        AdminRequest::WithdrawRefusal {
+            refusal,
+            reason: None,
+            at_ms: kith_client::now().0,
+        },
+    );
+    assert!(
+        eventually(WAIT_SECS, || holds(&on_b, &kept_out)).await,
+        "after the withdrawal B reconciled the group and took the post"
+    );
+    assert!(
+        eventually(WAIT_SECS, || async {
+            digest(&on_a, group.id).await == digest(&on_b, group.id).await
+        })
+        .await,
+        "both nodes end with the same group state"
+    );
 }

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use kith_protocol::event::{Event, EventId, GroupId};
 use kith_protocol::frame::{ErrorCode, Filter};
-use kith_protocol::group::GROUP_CREATE;
+use kith_protocol::group::{GROUP_CREATE, NODE_REFUSAL_WITHDRAWAL};
 use kith_protocol::sync::{self, Bound, Initiator, Item, Responder, SyncSet};
 use kith_protocol::PublicKey;
 use tokio::sync::broadcast;
@@ -405,8 +405,16 @@ impl Link<'_> {
 
     /// Tells the peer about a group newly created here that it may have (a public one); the
     /// peer follows it by syncing it. Events themselves travel through the outbound queue.
+    /// When this node withdraws one of its refusals, reconciles the group again: the events
+    /// it refused from the peer meanwhile were acknowledged and are not sent again.
     async fn on_announced(&mut self, announced: &crate::hub::Announced) -> bool {
         let event = &announced.event;
+        if event.kind() == NODE_REFUSAL_WITHDRAWAL && event.author() == self.node.key.public_key() {
+            if let Some(group) = in_group(event).filter(|g| self.peer_groups.contains(g)) {
+                self.queue_sync(group);
+            }
+            return true;
+        }
         if event.kind() != GROUP_CREATE {
             return true;
         }
