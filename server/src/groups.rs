@@ -235,7 +235,7 @@ impl Groups {
             Some(g) if g.kind() == group::GROUP_CREATE => g,
             _ => return Ok(None),
         };
-        let events = self.store.group_events(id)?;
+        let events = self.store.group_events_to_fold(id)?;
         #[cfg(test)]
         tests::pause_in_load(id);
         let (loaded, orphans) = Group::load(genesis, events, self.limits.clone())

@@ -111,9 +111,11 @@ pub trait Store: Send + Sync + 'static {
         max_scan: usize,
     ) -> Result<Vec<Event>, StoreError>;
 
-    /// Every stored event of a group (not its creating event), in index order. Used once per
-    /// group, when the node first needs the group's state.
-    fn group_events(&self, group: &GroupId) -> Result<Vec<Event>, StoreError>;
+    /// Every stored event of a group (not its creating event), in index order, posts
+    /// without their bodies: what folding the group's state needs (a `Group` keeps no post
+    /// bodies). Each body is dropped as its event is read, so loading a group of long posts
+    /// never holds them all. Used when the node needs a group not in memory.
+    fn group_events_to_fold(&self, group: &GroupId) -> Result<Vec<Event>, StoreError>;
 
     /// A group's events (not its creating event) from `(time, id)` on, inclusive, in
     /// `(created_at, id)` order, at most `limit`: the index order, so a node serves a range

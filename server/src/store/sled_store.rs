@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use kith_protocol::event::{Event, EventId, GroupId, Timestamp};
 use kith_protocol::frame::Filter;
 use kith_protocol::validate::ValidEvent;
-use kith_protocol::PublicKey;
+use kith_protocol::{Kind, PublicKey};
 
 use super::outbox::{parse_peer, Outbox};
 use super::{Inserted, InviteUse, OutboxEntry, OutboxStats, Store, StoreError};
@@ -290,8 +290,22 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn group_events(&self, group: &GroupId) -> Result<Vec<Event>, StoreError> {
-        self.group_events_from(group, Timestamp(0), &[0; 32], usize::MAX)
+    fn group_events_to_fold(&self, group: &GroupId) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.by_group.scan_prefix(group.as_bytes()) {
+            let (key, _) = entry.map_err(engine)?;
+            let id: [u8; 32] = key[key.len() - 32..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
+            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
+                out.push(if event.kind() == Kind::POST {
+                    event.without_body()
+                } else {
+                    event
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn group_events_from(
@@ -580,6 +594,35 @@ mod tests {
         assert_eq!(
             items.iter().map(|(t, _)| t.0).collect::<Vec<_>>(),
             [10, 20, 40, 50]
+        );
+
+        // What a fold reads: the same events, posts without their bodies, group events
+        // (here a leave) with theirs.
+        let body = kith_protocol::group::body::to_bytes(&kith_protocol::group::body::Leave {
+            reason: Some("moving away".into()),
+        });
+        let leave = EventBuilder::new(kith_protocol::group::LEAVE, Timestamp(55), body)
+            .group(g1)
+            .sign(&key)
+            .unwrap();
+        let leave =
+            kith_protocol::validate::validate(&leave.encode(), None, Timestamp(10_000), &limits)
+                .unwrap();
+        store.put_events(&[leave]).unwrap();
+        let folded = store.group_events_to_fold(&g1).unwrap();
+        let bodies: Vec<(u64, bool)> = folded
+            .iter()
+            .map(|e| (e.created_at().0, e.body().is_some()))
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                (10, false),
+                (20, false),
+                (40, false),
+                (50, false),
+                (55, true)
+            ]
         );
     }
 

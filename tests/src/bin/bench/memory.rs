@@ -1,5 +1,6 @@
-//! Memory: the node's resident set (VmRSS) idle, with many idle WebSockets, and after
-//! ingesting many events (the store's cache should bound it).
+//! Memory: the node's resident set (VmRSS) idle, with many idle WebSockets, after
+//! ingesting many events (the store's cache should bound it), and what holding one large
+//! group in memory costs (posts are held without their text).
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub(crate) async fn scenario(
     let mut summary = vec!["memory (kithd VmRSS):".to_owned()];
     summary.extend(idle_connections(kithd, quick, fd_limit).await?);
     summary.extend(after_ingest(kithd, quick).await?);
+    for text_len in [100, 2_000] {
+        summary.push(group_held(kithd, quick, text_len).await?);
+    }
     Ok(summary)
 }
 
@@ -124,4 +128,49 @@ async fn after_ingest(kithd: &Path, quick: bool) -> anyhow::Result<Vec<String>> 
     let mut summary = vec![format!("  {line}")];
     summary.extend(failures.into_iter().map(|f| format!("  FAILURES: {f}")));
     Ok(summary)
+}
+
+/// One public group of posts with `text_len` characters each is published, the node
+/// restarted (so nothing is in memory), and the group's state asked for, which folds the
+/// group into memory: the RSS before and after, and the node's own count of what it holds.
+async fn group_held(kithd: &Path, quick: bool, text_len: usize) -> anyhow::Result<String> {
+    use kith_protocol::group::body::Visibility;
+    let posts = if quick { 3_000 } else { 20_000 };
+    // Not dialing members' homes, the node reads no group at start (it would fold every
+    // group to find their homes), so the group is folded only when asked for.
+    let node = BenchNode::start_with(kithd, "\n[federation]\ndial_member_homes = false\n").await?;
+    let key = kith_tests::seeded_key(90);
+    let mut group =
+        kith_tests::TestGroup::create(&key, "held", Visibility::Public, kith_client::now());
+    let conn = kith_client::Connection::connect(node.url()).await?;
+    conn.login(&key, None).await?;
+    conn.publish(&group.genesis).await?;
+    let mut bytes = group.genesis.encode().len();
+    let text = "x".repeat(text_len);
+    for _ in 0..posts {
+        let post = group.post(&key, &text);
+        bytes += post.encode().len();
+        conn.publish(&post).await?;
+    }
+    conn.close().await;
+    let node = node.restart(kithd).await?;
+    tokio::time::sleep(SETTLE).await;
+    let before = node.rss_kib()?;
+    let (status, _) =
+        kith_tests::node::get_json(node.url(), &format!("/groups/{}/state", group.id)).await;
+    anyhow::ensure!(status == 200, "the group's state answered {status}");
+    tokio::time::sleep(SETTLE).await;
+    let after = node.rss_kib()?;
+    let held = node.metric("group_bytes_loaded").await;
+    let grown = after.saturating_sub(before);
+    let line = format!(
+        "a group of {posts} posts of {text_len} characters ({} of events) folded into memory: RSS {} -> {} (+{:.0} B per event); the node counts {} held",
+        mib(bytes as u64 / 1024),
+        mib(before),
+        mib(after),
+        grown as f64 * 1024.0 / (posts + 1) as f64,
+        mib(held as u64 / 1024),
+    );
+    println!("memory  {line}");
+    Ok(format!("  {line}"))
 }

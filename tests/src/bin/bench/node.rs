@@ -31,8 +31,23 @@ pub(crate) struct BenchNode {
 impl BenchNode {
     /// Starts `kithd` with a fresh data directory and the benchmark's config.
     pub(crate) async fn start(kithd: &Path) -> anyhow::Result<BenchNode> {
+        BenchNode::start_with(kithd, "").await
+    }
+
+    /// Like [`BenchNode::start`], with `extra` appended to the config (TOML).
+    pub(crate) async fn start_with(kithd: &Path, extra: &str) -> anyhow::Result<BenchNode> {
         let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("kithd.toml"), CONFIG)?;
+        std::fs::write(dir.path().join("kithd.toml"), format!("{CONFIG}{extra}"))?;
+        let process = KithdProcess::start_binary(kithd, dir.path(), &[]).await;
+        Ok(BenchNode { process, _dir: dir })
+    }
+
+    /// Stops the node (SIGTERM) and starts it again on the same data directory: nothing
+    /// in memory but what a start reads.
+    pub(crate) async fn restart(self, kithd: &Path) -> anyhow::Result<BenchNode> {
+        let BenchNode { process, _dir: dir } = self;
+        let status = process.terminate();
+        anyhow::ensure!(status.success(), "kithd stopped with {status}");
         let process = KithdProcess::start_binary(kithd, dir.path(), &[]).await;
         Ok(BenchNode { process, _dir: dir })
     }
