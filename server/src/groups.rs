@@ -548,7 +548,7 @@ mod tests {
 
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 1 << 20, false).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SledStore::open_in_test(dir.path()));
         Fixture {
             _dir: dir,
             store,

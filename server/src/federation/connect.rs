@@ -232,14 +232,8 @@ pub async fn start_dialers(node: SharedNode) {
 /// The nodes hosting the members of every group held here (node key → URL a member named).
 /// Blocking: loads each group's state.
 fn member_homes(node: &Node) -> Result<BTreeMap<PublicKey, String>, crate::store::StoreError> {
-    use kith_protocol::event::GroupId;
-    let filter = kith_protocol::frame::Filter {
-        kinds: Some(vec![kith_protocol::group::GROUP_CREATE]),
-        ..Default::default()
-    };
     let mut homes = BTreeMap::new();
-    for genesis in node.store.query(&filter, MAX_GROUPS_LISTED, usize::MAX)? {
-        let group = GroupId::from(genesis.id());
+    for group in node.store.group_ids(MAX_GROUPS_LISTED)? {
         match node.groups.hosts(&group) {
             Ok(Some((_, hosts))) => homes.extend(hosts),
             Ok(None) => {}

@@ -809,7 +809,7 @@ mod tests {
     #[test]
     fn log_is_applied_once_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("store"), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(&dir.path().join("store"));
         assert_eq!(apply_pending_admin(dir.path(), &store).unwrap(), 0);
         for r in requests() {
             append_admin_request(dir.path(), &r).unwrap();
@@ -861,7 +861,7 @@ mod tests {
     #[test]
     fn blocking_a_key_blocks_its_addresses_and_adding_again_unblocks_an_address() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(dir.path());
         store
             .put_peer(&Peer {
                 url: Some("https://a.example.org".into()),
@@ -900,7 +900,7 @@ mod tests {
     #[test]
     fn unblocking_deletes_the_block_records_and_says_which_keys_are_free() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(dir.path());
         let block_url = |url: &str| AdminRequest::BlockUrl {
             url: url.into(),
             reason: "spam".into(),
@@ -981,7 +981,7 @@ mod tests {
     #[test]
     fn the_start_up_pass_applies_unblocks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("store"), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(&dir.path().join("store"));
         for request in [
             requests()[3].clone(),
             AdminRequest::BlockUrl {
@@ -1058,7 +1058,7 @@ mod tests {
     #[test]
     fn the_start_up_pass_leaves_refusals_and_what_follows_for_the_running_node() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("store"), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(&dir.path().join("store"));
         let refuse = AdminRequest::Refuse {
             group: GroupId::from_bytes([5; 32]),
             member: Some(key(6)),

@@ -111,6 +111,10 @@ pub trait Store: Send + Sync + 'static {
         max_scan: usize,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// The groups whose creating event is stored, newest first (by the creating event's
+    /// `created_at`), at most `limit`, from the groups index: no event is read.
+    fn group_ids(&self, limit: usize) -> Result<Vec<GroupId>, StoreError>;
+
     /// Every stored event of a group (not its creating event), in index order, posts
     /// without their bodies: what folding the group's state needs (a `Group` keeps no post
     /// bodies). Each body is dropped as its event is read, so loading a group of long posts

@@ -326,7 +326,7 @@ mod tests {
     }
 
     fn open(dir: &tempfile::TempDir) -> SledStore {
-        SledStore::open(dir.path(), 1 << 20, false).unwrap()
+        SledStore::open_in_test(dir.path())
     }
 
     /// The "highest issued" mark stored for `peer`, if any.

@@ -32,6 +32,9 @@ use super::{Inserted, InviteUse, OutboxEntry, OutboxStats, Store, StoreError};
 use crate::federation::peers::Peer;
 
 const EVENT_COUNT: &[u8] = b"event_count";
+/// Set once the `groups` tree lists every stored group (stores from before it existed are
+/// indexed once, at the first open that finds it unset).
+const GROUPS_INDEXED: &[u8] = b"groups_indexed";
 /// `meta` entry: bytes of the admin peer log applied (u64 BE).
 const ADMIN_PEERS_APPLIED: &[u8] = b"admin_peers_applied";
 /// Parts of the messages [`SledStore::open`] gives when another process holds the lock: ours,
@@ -47,6 +50,9 @@ pub struct SledStore {
     by_time: sled::Tree,
     by_group: sled::Tree,
     by_author: sled::Tree,
+    /// Every group whose creating event is stored: group id → its `created_at` (8 bytes,
+    /// big-endian). Listing groups reads this, not every event.
+    groups: sled::Tree,
     accounts: sled::Tree,
     invites: sled::Tree,
     meta: sled::Tree,
@@ -57,6 +63,11 @@ pub struct SledStore {
 
 pub(super) fn engine(e: sled::Error) -> StoreError {
     StoreError::Engine(e.to_string())
+}
+
+/// Whether an event creates a group (and so goes into the groups index).
+fn is_group_create(event: &Event) -> bool {
+    event.kind() == kith_protocol::group::GROUP_CREATE && event.group().is_none()
 }
 
 fn index_key(prefix: Option<&[u8; 32]>, event: &Event) -> Vec<u8> {
@@ -92,11 +103,12 @@ impl SledStore {
                 other => engine(other),
             })?;
         let tree = |name: &str| db.open_tree(name).map_err(engine);
-        Ok(SledStore {
+        let store = SledStore {
             events: tree("events")?,
             by_time: tree("by_time")?,
             by_group: tree("by_group")?,
             by_author: tree("by_author")?,
+            groups: tree("groups")?,
             accounts: tree("accounts")?,
             invites: tree("invites")?,
             meta: tree("meta")?,
@@ -106,7 +118,62 @@ impl SledStore {
             path: dir.to_path_buf(),
             fsync,
             db,
-        })
+        };
+        store.index_groups()?;
+        Ok(store)
+    }
+
+    /// Opens a store for a test (1 MiB cache, no fsync), waiting up to 5 s while it is
+    /// still locked: sled lets go of its lock only once its background writes of a store
+    /// just dropped in this process have finished.
+    #[cfg(test)]
+    pub(crate) fn open_in_test(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match SledStore::open(dir, 1 << 20, false) {
+                Ok(store) => return store,
+                Err(e)
+                    if e.to_string().contains("locked") && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("could not open the test store: {e}"),
+            }
+        }
+    }
+
+    /// Fills the `groups` tree from the stored events, once: a store written before the
+    /// tree existed has its groups only among its events. Reads every event (once per
+    /// store, at the first start after an upgrade); later the writes keep it up to date. A
+    /// new store needs nothing: its first write marks the index as complete.
+    fn index_groups(&self) -> Result<(), StoreError> {
+        if self.meta.contains_key(GROUPS_INDEXED).map_err(engine)? || self.events.is_empty() {
+            return Ok(());
+        }
+        let mut found = 0u64;
+        for entry in self.events.iter() {
+            let (_, bytes) = entry.map_err(engine)?;
+            // A damaged record is left for the reads that report it.
+            let Ok(event) = Event::decode(&bytes) else {
+                continue;
+            };
+            if is_group_create(&event) {
+                self.groups
+                    .insert(event.id().as_bytes(), &event.created_at().0.to_be_bytes())
+                    .map_err(engine)?;
+                found += 1;
+            }
+        }
+        // Written after the entries: a crash before both are on disk only means indexing
+        // again at the next start.
+        self.meta.insert(GROUPS_INDEXED, &[1]).map_err(engine)?;
+        if found > 0 {
+            tracing::info!(
+                groups = found,
+                "indexed the groups of a store written by an earlier version (once)"
+            );
+        }
+        Ok(())
     }
 
     /// An event for a listing (query, group load): a damaged record is logged and left out,
@@ -196,6 +263,11 @@ impl Store for SledStore {
             self.by_author
                 .insert(index_key(Some(h.author.as_bytes()), event), &[])
                 .map_err(engine)?;
+            if is_group_create(event) {
+                self.groups
+                    .insert(id.as_bytes(), &event.created_at().0.to_be_bytes())
+                    .map_err(engine)?;
+            }
             self.events
                 .insert(id.as_bytes(), event.encode())
                 .map_err(engine)?;
@@ -203,7 +275,8 @@ impl Store for SledStore {
             added += 1;
         }
         if added > 0 {
-            self.meta
+            let count = self
+                .meta
                 .update_and_fetch(EVENT_COUNT, |old| {
                     let n = old
                         .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -211,6 +284,13 @@ impl Store for SledStore {
                     Some((n + added).to_be_bytes().to_vec())
                 })
                 .map_err(engine)?;
+            let count = count
+                .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes);
+            if count == added {
+                // The store's first events: the groups index has been kept since the start.
+                self.meta.insert(GROUPS_INDEXED, &[1]).map_err(engine)?;
+            }
         }
         Ok(results)
     }
@@ -288,6 +368,23 @@ impl Store for SledStore {
         out.truncate(limit);
         out.reverse();
         Ok(out)
+    }
+
+    fn group_ids(&self, limit: usize) -> Result<Vec<GroupId>, StoreError> {
+        let mut groups = Vec::new();
+        for entry in self.groups.iter() {
+            let (key, value) = entry.map_err(engine)?;
+            let (Ok(id), Ok(at)) = (<[u8; 32]>::try_from(&*key), <[u8; 8]>::try_from(&*value))
+            else {
+                return Err(StoreError::Corrupt(
+                    "a malformed entry in the groups index".into(),
+                ));
+            };
+            groups.push((u64::from_be_bytes(at), GroupId::from_bytes(id)));
+        }
+        groups.sort_unstable_by(|a, b| b.cmp(a));
+        groups.truncate(limit);
+        Ok(groups.into_iter().map(|(_, id)| id).collect())
     }
 
     fn group_events_to_fold(&self, group: &GroupId) -> Result<Vec<Event>, StoreError> {
@@ -503,7 +600,7 @@ mod tests {
         use kith_protocol::event::{EventBuilder, Timestamp};
         use kith_protocol::kind::{Kind, PostBody};
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(dir.path());
         let key = kith_protocol::SecretKey::from_seed(&[3; 32]);
         let post = |text: &str| {
             let body = PostBody { text: text.into() }.to_bytes();
@@ -538,7 +635,7 @@ mod tests {
         use kith_protocol::event::EventBuilder;
         use kith_protocol::kind::{Kind, PostBody};
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(dir.path());
         let key = kith_protocol::SecretKey::from_seed(&[4; 32]);
         let limits = kith_protocol::validate::Limits::default();
         let (g1, g2) = (GroupId::from_bytes([1; 32]), GroupId::from_bytes([2; 32]));
@@ -627,6 +724,64 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_listed_from_their_index_newest_first_and_old_stores_are_indexed_once() {
+        use kith_protocol::event::EventBuilder;
+        use kith_protocol::group::body::{GroupCreate, Visibility};
+        use kith_protocol::group::{Rules, GROUP_CREATE};
+        use kith_protocol::kind::{Kind, PostBody};
+        let dir = tempfile::tempdir().unwrap();
+        let key = kith_protocol::SecretKey::from_seed(&[5; 32]);
+        let limits = kith_protocol::validate::Limits::default();
+        let valid = |event: Event| {
+            kith_protocol::validate::validate(&event.encode(), None, Timestamp(10_000), &limits)
+                .unwrap()
+        };
+        let create = |name: &str, at: u64| {
+            let body = kith_protocol::group::body::to_bytes(&GroupCreate {
+                name: name.into(),
+                purpose: "testing the groups index".into(),
+                visibility: Visibility::Public,
+                rules: Rules::mutual_aid_default(),
+                founder: Default::default(),
+                home: None,
+            });
+            valid(
+                EventBuilder::new(GROUP_CREATE, Timestamp(at), body)
+                    .sign(&key)
+                    .unwrap(),
+            )
+        };
+        let (older, newer) = (create("older", 100), create("newer", 200));
+        let group = |e: &ValidEvent| GroupId::from_bytes(*e.id().as_bytes());
+        let post = valid(
+            EventBuilder::new(
+                Kind::POST,
+                Timestamp(300),
+                PostBody { text: "hi".into() }.to_bytes(),
+            )
+            .group(group(&older))
+            .parents([older.id()])
+            .sign(&key)
+            .unwrap(),
+        );
+        {
+            let store = SledStore::open_in_test(dir.path());
+            assert!(store.group_ids(10).unwrap().is_empty());
+            store
+                .put_events(&[older.clone(), post, newer.clone()])
+                .unwrap();
+            assert_eq!(store.group_ids(10).unwrap(), [group(&newer), group(&older)]);
+            assert_eq!(store.group_ids(1).unwrap(), [group(&newer)]);
+            // As a store from before the index: its groups only among its events.
+            store.groups.clear().unwrap();
+            store.meta.remove(GROUPS_INDEXED).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open_in_test(dir.path());
+        assert_eq!(store.group_ids(10).unwrap(), [group(&newer), group(&older)]);
+    }
+
+    #[test]
     fn peers_round_trip_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let peer = Peer {
@@ -637,7 +792,7 @@ mod tests {
             since_ms: 5,
         };
         {
-            let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+            let store = SledStore::open_in_test(dir.path());
             assert_eq!(store.peers().unwrap(), vec![]);
             assert_eq!(store.admin_peers_applied().unwrap(), 0);
             store.put_peer(&peer).unwrap();
@@ -647,7 +802,7 @@ mod tests {
             let err = SledStore::open(dir.path(), 1 << 20, false).err().unwrap();
             assert!(err.is_locked(), "{err}");
         }
-        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(dir.path());
         assert_eq!(
             store.peer("https://a.example.org").unwrap(),
             Some(peer.clone())
@@ -676,7 +831,7 @@ mod tests {
             since_ms: 5,
         };
         {
-            let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+            let store = SledStore::open_in_test(dir.path());
             store.put_peer(&peer("https://a.example.org")).unwrap();
             store.put_peer(&peer("https://b.example.org")).unwrap();
             store.flush().unwrap();
@@ -685,7 +840,7 @@ mod tests {
             assert!(!store.remove_peer("https://c.example.org").unwrap());
             store.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(dir.path());
         assert_eq!(store.peer("https://a.example.org").unwrap(), None);
         assert_eq!(store.peers().unwrap(), vec![peer("https://b.example.org")]);
     }
@@ -697,7 +852,7 @@ mod tests {
         let (g1, g2) = (GroupId::from_bytes([1; 32]), GroupId::from_bytes([2; 32]));
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+            let store = SledStore::open_in_test(dir.path());
             assert_eq!(store.followers(&g1).unwrap(), vec![]);
             store.add_follower(&g1, &key(1)).unwrap();
             store.add_follower(&g1, &key(2)).unwrap();
@@ -705,7 +860,7 @@ mod tests {
             store.add_follower(&g2, &key(3)).unwrap();
             store.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), 1 << 20, false).unwrap();
+        let store = SledStore::open_in_test(dir.path());
         let mut expected = vec![key(1), key(2)];
         expected.sort_by_key(|k| *k.as_bytes());
         assert_eq!(store.followers(&g1).unwrap(), expected);

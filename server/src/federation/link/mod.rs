@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kith_protocol::event::{Event, EventId, GroupId};
-use kith_protocol::frame::{ErrorCode, Filter};
+use kith_protocol::frame::ErrorCode;
 use kith_protocol::group::{GROUP_CREATE, NODE_REFUSAL_WITHDRAWAL};
 use kith_protocol::sync::{self, Bound, Initiator, Item, Responder, SyncSet};
 use kith_protocol::PublicKey;

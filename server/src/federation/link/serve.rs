@@ -10,16 +10,13 @@ pub(super) fn shared_groups(
     node: &Node,
     peer: &PublicKey,
 ) -> Result<Vec<GroupId>, crate::store::StoreError> {
-    let filter = Filter {
-        kinds: Some(vec![GROUP_CREATE]),
-        ..Filter::default()
-    };
-    let creates = node.store.query(&filter, MAX_GROUPS_LISTED, usize::MAX)?;
     let mut out = Vec::new();
-    for genesis in creates {
-        let group = GroupId::from(genesis.id());
-        if may_serve(node, &group, peer)? {
-            out.push(group);
+    for group in node.store.group_ids(MAX_GROUPS_LISTED)? {
+        match may_serve(node, &group, peer) {
+            Ok(true) => out.push(group),
+            Ok(false) => {}
+            // One damaged group must not keep the others from being shared.
+            Err(e) => tracing::warn!(%group, "not sharing this group with a peer: {e}"),
         }
     }
     Ok(out)
