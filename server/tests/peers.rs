@@ -631,10 +631,8 @@ async fn blocking_a_linked_peer_closes_the_link_and_it_stays_closed() {
     b.shutdown().await;
 }
 
-/// A blocked by key, then unblocked, B's key with `kithd`: the link comes back on both sides
+/// A blocks B's key with `kithd`, then unblocks it: the link comes back on both sides
 /// without restarting either node (A's dialer for B's address kept running and links again).
-///
-/// Needs `AdminRequest::UnblockKey` and `Registry::unblock`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_blocked_by_key_links_again_once_unblocked_without_a_restart() {
     let (dir_a, a, _dir_b, b) = linked_pair().await;
