@@ -66,13 +66,30 @@ struct Cache {
 struct Cached {
     group: Group,
     used: u64,
+    /// Folded with stored events left out because their parents were missing (a damaged
+    /// record set aside, a crash between writes): the next event recorded may bring a
+    /// missing parent, so it drops the group and the next use folds it again, whole.
+    incomplete: bool,
 }
 
 impl Cache {
-    fn insert(&mut self, id: GroupId, group: Group) {
+    fn insert(&mut self, id: GroupId, group: Group, incomplete: bool) {
         self.events += group.len();
         self.bytes += group.bytes();
-        if let Some(old) = self.groups.insert(id, Cached { group, used: 0 }) {
+        let cached = Cached {
+            group,
+            used: 0,
+            incomplete,
+        };
+        if let Some(old) = self.groups.insert(id, cached) {
+            self.events -= old.group.len();
+            self.bytes -= old.group.bytes();
+        }
+    }
+
+    /// Drops a group from memory.
+    fn remove(&mut self, id: &GroupId) {
+        if let Some(old) = self.groups.remove(id) {
             self.events -= old.group.len();
             self.bytes -= old.group.bytes();
         }
@@ -111,9 +128,8 @@ impl Cache {
             if within(self) {
                 break;
             }
-            if let Some(old) = self.groups.remove(&id) {
-                self.events -= old.group.len();
-                self.bytes -= old.group.bytes();
+            if self.groups.contains_key(&id) {
+                self.remove(&id);
                 dropped += 1;
             }
         }
@@ -209,7 +225,7 @@ impl Groups {
             let recorded = cache.loading.remove(id).unwrap_or_default();
             std::mem::forget(loading);
             self.load_ended.notify_all();
-            let Some(mut loaded) = folded? else {
+            let Some((mut loaded, incomplete)) = folded? else {
                 return Ok(None);
             };
             for event in recorded {
@@ -219,15 +235,16 @@ impl Groups {
             }
             self.note_visibility(loaded.state());
             self.metrics.group_loads.fetch_add(1, Relaxed);
-            cache.insert(*id, loaded);
+            cache.insert(*id, loaded, incomplete);
         }
         let out = cache.run(id, f);
         self.settle(&mut cache, id);
         Ok(out)
     }
 
-    /// Folds a group from its stored events; `None` if its creating event is not stored.
-    fn fold_from_store(&self, id: &GroupId) -> Result<Option<Group>, StoreError> {
+    /// Folds a group from its stored events, and whether some were left out for missing
+    /// parents; `None` if its creating event is not stored.
+    fn fold_from_store(&self, id: &GroupId) -> Result<Option<(Group, bool)>, StoreError> {
         let genesis = match self
             .store
             .get_event(&kith_protocol::EventId::from_bytes(*id.as_bytes()))?
@@ -243,7 +260,7 @@ impl Groups {
         if !orphans.is_empty() {
             tracing::warn!(group = %id, orphans = orphans.len(), "stored group events whose parents are missing");
         }
-        Ok(Some(loaded))
+        Ok(Some((loaded, !orphans.is_empty())))
     }
 
     /// Runs `f` on the group only if it is in memory: `None` otherwise (and nothing else
@@ -322,7 +339,7 @@ impl Groups {
             if !cache.groups.contains_key(&id) {
                 if let Ok(g) = Group::create(event.clone(), self.limits.clone()) {
                     self.note_visibility(g.state());
-                    cache.insert(id, g);
+                    cache.insert(id, g, false);
                 }
             }
             cache.run(&id, |_| ());
@@ -332,11 +349,20 @@ impl Groups {
         let Some(id) = event.group() else {
             return Ok(());
         };
-        if let Some(recorded) = self.lock().loading.get_mut(&id) {
-            // Its group is being folded from the store, which may have read before this
-            // event was stored: added once the fold is in.
-            recorded.push(event.clone());
-            return Ok(());
+        {
+            let mut cache = self.lock();
+            if let Some(recorded) = cache.loading.get_mut(&id) {
+                // Its group is being folded from the store, which may have read before this
+                // event was stored: added once the fold is in.
+                recorded.push(event.clone());
+                return Ok(());
+            }
+            if cache.groups.get(&id).is_some_and(|c| c.incomplete) {
+                // It may be a parent the fold lacked: fold again, whole, when next needed.
+                cache.remove(&id);
+                self.settle(&mut cache, &id);
+                return Ok(());
+            }
         }
         self.with_loaded(&id, |g| {
             if let Err(e) = g.insert_checked(event.clone()) {

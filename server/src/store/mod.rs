@@ -32,7 +32,7 @@ pub enum StoreError {
     )]
     Engine(String),
     /// A stored record could not be read back.
-    #[error("a stored record is damaged ({0}); restore the data directory from a backup")]
+    #[error("a stored record is damaged ({0}); if no peer holds the event, restore the data directory from a backup")]
     Corrupt(String),
 }
 

@@ -58,6 +58,9 @@ pub struct SledStore {
     meta: sled::Tree,
     peers: sled::Tree,
     followers: sled::Tree,
+    /// Records found damaged on disk (id → the bytes as found), set aside so the event
+    /// counts as missing and is taken again from a peer; kept, not deleted.
+    damaged: sled::Tree,
     pub(super) outbox: Outbox,
 }
 
@@ -114,6 +117,7 @@ impl SledStore {
             meta: tree("meta")?,
             peers: tree("peers")?,
             followers: tree("followers")?,
+            damaged: tree("damaged")?,
             outbox: Outbox::new(tree("outbox")?, tree("meta")?),
             path: dir.to_path_buf(),
             fsync,
@@ -140,6 +144,31 @@ impl SledStore {
                 Err(e) => panic!("could not open the test store: {e}"),
             }
         }
+    }
+
+    /// Moves a damaged record out of `events` into `damaged`: the event then counts as not
+    /// held (a sync session lists only events whose record is there), so a peer that holds
+    /// it sends it again, and the indexes, which stay, find the good copy once it is stored.
+    /// A good copy stored meanwhile is left alone.
+    fn set_aside(&self, id: &EventId, bytes: &sled::IVec) -> Result<(), StoreError> {
+        self.damaged
+            .insert(id.as_bytes(), bytes.clone())
+            .map_err(engine)?;
+        let swapped = self
+            .events
+            .compare_and_swap(id.as_bytes(), Some(bytes), None::<sled::IVec>)
+            .map_err(engine)?;
+        if swapped.is_ok() {
+            self.meta
+                .update_and_fetch(EVENT_COUNT, |old| {
+                    let n = old
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(0, u64::from_be_bytes);
+                    Some(n.saturating_sub(1).to_be_bytes().to_vec())
+                })
+                .map_err(engine)?;
+        }
+        Ok(())
     }
 
     /// Fills the `groups` tree from the stored events, once: a store written before the
@@ -181,7 +210,7 @@ impl SledStore {
     fn listed(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
         match self.get_event(id) {
             Err(StoreError::Corrupt(why)) => {
-                tracing::error!("left a damaged event record out: {why}; restore it from a backup");
+                tracing::error!("left a damaged event record out: {why}. If no peer holds the event, restore the data directory from a backup");
                 Ok(None)
             }
             other => other,
@@ -312,14 +341,26 @@ impl Store for SledStore {
         let Some(bytes) = self.events.get(id.as_bytes()).map_err(engine)? else {
             return Ok(None);
         };
-        let event = Self::decode(&bytes)?;
-        if event.id() != *id {
-            return Err(StoreError::Corrupt(format!(
-                "the record stored under event {id} holds event {}",
-                event.id()
-            )));
+        let read = Self::decode(&bytes).and_then(|event| {
+            if event.id() == *id {
+                Ok(event)
+            } else {
+                Err(StoreError::Corrupt(format!(
+                    "the record stored under event {id} holds event {}",
+                    event.id()
+                )))
+            }
+        });
+        match read {
+            Ok(event) => Ok(Some(event)),
+            Err(StoreError::Corrupt(why)) => {
+                self.set_aside(id, &bytes)?;
+                Err(StoreError::Corrupt(format!(
+                    "{why}; the record is set aside (kept in the store's \"damaged\" tree), so the event now counts as missing and is taken again from a peer that holds it"
+                )))
+            }
+            Err(e) => Err(e),
         }
-        Ok(Some(event))
     }
 
     fn query(
@@ -619,8 +660,21 @@ mod tests {
         let at = altered.windows(9).position(|w| w == b"10 loaves").unwrap();
         altered[at] = b'9';
         store.events.insert(ten.id().as_bytes(), altered).unwrap();
+        let count = store.event_count().unwrap();
         let err = store.get_event(&ten.id()).unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
+        // Found once, the record is set aside: the event counts as missing (so a peer sends
+        // it again), the damaged bytes are kept, and the good copy is taken when it comes.
+        assert!(err.to_string().contains("set aside"), "{err}");
+        assert_eq!(store.get_event(&ten.id()).unwrap(), None);
+        assert_eq!(store.event_count().unwrap(), count - 1);
+        assert!(store.damaged.contains_key(ten.id().as_bytes()).unwrap());
+        assert_eq!(
+            store.put_events(std::slice::from_ref(&ten)).unwrap(),
+            [Inserted::New]
+        );
+        assert_eq!(store.get_event(&ten.id()).unwrap().as_ref(), Some(&*ten));
+        assert_eq!(store.event_count().unwrap(), count);
         // A record moved under another event's id is refused too.
         store
             .events

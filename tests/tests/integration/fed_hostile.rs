@@ -256,6 +256,54 @@ async fn a_node_whose_store_was_tampered_with_cannot_spread_the_change() {
     );
 }
 
+/// A record damaged on the disk of a node whose peer holds the event heals: the node finds
+/// the damage when it reads the group at start, sets the record aside (the event then counts
+/// as missing) and takes the event again from the peer, checked like any event.
+#[tokio::test]
+async fn a_record_damaged_on_disk_is_taken_again_from_a_peer_that_holds_it() {
+    let mut cluster = Cluster::start(2, "").await;
+    let key = seeded_key(161);
+    let conn = cluster.logged_in(0, &key).await;
+    let at = Timestamp(kith_client::now().0 - 60_000);
+    let mut group = TestGroup::create(&key, "pantry", Visibility::Public, at);
+    conn.publish(&group.genesis).await.unwrap();
+    let victim = group.post(&key, "the pantry owes 10 loaves");
+    conn.publish(&victim).await.unwrap();
+    let after = group.post(&key, "and cites the post before");
+    conn.publish(&after).await.unwrap();
+    conn.close().await;
+    assert!(
+        cluster.converged(group.id, &[0, 1], WAIT_SECS).await,
+        "node 1 holds the group before the damage"
+    );
+
+    assert!(cluster.stop(1).await.success(), "node 1 stops cleanly");
+    let store = cluster.nodes[1].path().join(kith_server::server::STORE_DIR);
+    let id = victim.id();
+    tokio::task::spawn_blocking(move || alter_record(&store, id, alter_body))
+        .await
+        .unwrap();
+    cluster.restart(1).await;
+
+    let node1 = cluster.url(1);
+    let healed = eventually(WAIT_SECS, || async {
+        match try_get_json(&node1, &format!("/events/{id}")).await {
+            Some((200, view)) => view["body"]["text"] == "the pantry owes 10 loaves",
+            _ => false,
+        }
+    })
+    .await;
+    assert!(
+        healed,
+        "node 1 serves the event as its author wrote it again: {:?}",
+        try_get_json(&node1, &format!("/events/{id}")).await
+    );
+    assert!(
+        cluster.converged(group.id, &[0, 1], WAIT_SECS).await,
+        "both nodes hold the same events and state"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Homes at private addresses
 
