@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use kith_protocol::event::{Event, GroupId, Timestamp};
+use kith_protocol::event::{Event, EventId, GroupId, Timestamp};
 use kith_protocol::frame::ErrorCode;
 use kith_protocol::group::{self, Group, GroupError, GroupState};
 use kith_protocol::validate::Limits;
@@ -66,20 +66,20 @@ struct Cache {
 struct Cached {
     group: Group,
     used: u64,
-    /// Folded with stored events left out because their parents were missing (a damaged
-    /// record set aside, a crash between writes): the next event recorded may bring a
-    /// missing parent, so it drops the group and the next use folds it again, whole.
-    incomplete: bool,
+    /// The missing parents of stored events the fold left out (after a damaged record was
+    /// set aside, or a crash between writes); empty when whole. Recording one of them
+    /// drops the group, so the next use folds it again with the events that waited on it.
+    awaiting: HashSet<EventId>,
 }
 
 impl Cache {
-    fn insert(&mut self, id: GroupId, group: Group, incomplete: bool) {
+    fn insert(&mut self, id: GroupId, group: Group, awaiting: HashSet<EventId>) {
         self.events += group.len();
         self.bytes += group.bytes();
         let cached = Cached {
             group,
             used: 0,
-            incomplete,
+            awaiting,
         };
         if let Some(old) = self.groups.insert(id, cached) {
             self.events -= old.group.len();
@@ -225,7 +225,7 @@ impl Groups {
             let recorded = cache.loading.remove(id).unwrap_or_default();
             std::mem::forget(loading);
             self.load_ended.notify_all();
-            let Some((mut loaded, incomplete)) = folded? else {
+            let Some((mut loaded, awaiting)) = folded? else {
                 return Ok(None);
             };
             for event in recorded {
@@ -235,16 +235,20 @@ impl Groups {
             }
             self.note_visibility(loaded.state());
             self.metrics.group_loads.fetch_add(1, Relaxed);
-            cache.insert(*id, loaded, incomplete);
+            cache.insert(*id, loaded, awaiting);
         }
         let out = cache.run(id, f);
         self.settle(&mut cache, id);
         Ok(out)
     }
 
-    /// Folds a group from its stored events, and whether some were left out for missing
-    /// parents; `None` if its creating event is not stored.
-    fn fold_from_store(&self, id: &GroupId) -> Result<Option<(Group, bool)>, StoreError> {
+    /// Folds a group from its stored events, with the missing parents of those it left out;
+    /// `None` if its creating event is not stored.
+    #[allow(clippy::type_complexity)]
+    fn fold_from_store(
+        &self,
+        id: &GroupId,
+    ) -> Result<Option<(Group, HashSet<EventId>)>, StoreError> {
         let genesis = match self
             .store
             .get_event(&kith_protocol::EventId::from_bytes(*id.as_bytes()))?
@@ -260,7 +264,12 @@ impl Groups {
         if !orphans.is_empty() {
             tracing::warn!(group = %id, orphans = orphans.len(), "stored group events whose parents are missing");
         }
-        Ok(Some((loaded, !orphans.is_empty())))
+        let awaiting = orphans
+            .iter()
+            .flat_map(|e| e.header().parents.iter().copied())
+            .filter(|p| !loaded.contains(p))
+            .collect();
+        Ok(Some((loaded, awaiting)))
     }
 
     /// Runs `f` on the group only if it is in memory: `None` otherwise (and nothing else
@@ -339,7 +348,7 @@ impl Groups {
             if !cache.groups.contains_key(&id) {
                 if let Ok(g) = Group::create(event.clone(), self.limits.clone()) {
                     self.note_visibility(g.state());
-                    cache.insert(id, g, false);
+                    cache.insert(id, g, HashSet::new());
                 }
             }
             cache.run(&id, |_| ());
@@ -357,8 +366,12 @@ impl Groups {
                 recorded.push(event.clone());
                 return Ok(());
             }
-            if cache.groups.get(&id).is_some_and(|c| c.incomplete) {
-                // It may be a parent the fold lacked: fold again, whole, when next needed.
+            if cache
+                .groups
+                .get(&id)
+                .is_some_and(|c| c.awaiting.contains(&event.id()))
+            {
+                // A parent the fold lacked: fold again, whole, when next needed.
                 cache.remove(&id);
                 self.settle(&mut cache, &id);
                 return Ok(());
