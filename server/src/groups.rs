@@ -228,6 +228,10 @@ impl Groups {
             let Some((mut loaded, awaiting)) = folded? else {
                 return Ok(None);
             };
+            if recorded.iter().any(|e| awaiting.contains(&e.id())) {
+                // A parent the fold lacked was stored meanwhile: fold again, whole.
+                continue;
+            }
             for event in recorded {
                 if let Err(e) = loaded.insert(event) {
                     tracing::warn!(group = %id, "an event stored while its group loaded was not added to its state: {e}");
@@ -249,10 +253,7 @@ impl Groups {
         &self,
         id: &GroupId,
     ) -> Result<Option<(Group, HashSet<EventId>)>, StoreError> {
-        let genesis = match self
-            .store
-            .get_event(&kith_protocol::EventId::from_bytes(*id.as_bytes()))?
-        {
+        let genesis = match self.store.get_event(&EventId::from_bytes(*id.as_bytes()))? {
             Some(g) if g.kind() == group::GROUP_CREATE => g,
             _ => return Ok(None),
         };
@@ -270,15 +271,6 @@ impl Groups {
             .filter(|p| !loaded.contains(p))
             .collect();
         Ok(Some((loaded, awaiting)))
-    }
-
-    /// Runs `f` on the group only if it is in memory: `None` otherwise (and nothing else
-    /// changes: a large group held alone stays). Blocking (briefly).
-    fn with_loaded<T>(&self, id: &GroupId, f: impl FnOnce(&mut Group) -> T) -> Option<T> {
-        let mut cache = self.lock();
-        let out = cache.run(id, f)?;
-        self.settle(&mut cache, id);
-        Some(out)
     }
 
     /// Evicts beyond the bound (keeping `used`, the group just used) and sets the gauges.
@@ -358,32 +350,30 @@ impl Groups {
         let Some(id) = event.group() else {
             return Ok(());
         };
-        {
-            let mut cache = self.lock();
-            if let Some(recorded) = cache.loading.get_mut(&id) {
-                // Its group is being folded from the store, which may have read before this
-                // event was stored: added once the fold is in.
-                recorded.push(event.clone());
-                return Ok(());
-            }
-            if cache
-                .groups
-                .get(&id)
-                .is_some_and(|c| c.awaiting.contains(&event.id()))
-            {
-                // A parent the fold lacked: fold again, whole, when next needed.
-                cache.remove(&id);
-                self.settle(&mut cache, &id);
-                return Ok(());
-            }
+        let mut cache = self.lock();
+        if let Some(recorded) = cache.loading.get_mut(&id) {
+            // Its group is being folded from the store, which may have read before this
+            // event was stored: added once the fold is in.
+            recorded.push(event.clone());
+            return Ok(());
         }
-        self.with_loaded(&id, |g| {
-            if let Err(e) = g.insert_checked(event.clone()) {
-                // Checked before storing; a failure here means a concurrent publish raced
-                // it, which the fold resolves when the group is next loaded.
-                tracing::warn!(group = %id, event = %event.id(), "stored event not added to group state: {e}");
-            }
-        });
+        let Some(cached) = cache.groups.get(&id) else {
+            // Not in memory: the next load folds it from the store.
+            return Ok(());
+        };
+        if cached.awaiting.contains(&event.id()) {
+            // A parent the fold lacked: fold again, whole, when next needed.
+            cache.remove(&id);
+        } else {
+            cache.run(&id, |g| {
+                if let Err(e) = g.insert_checked(event.clone()) {
+                    // Checked before storing; a failure here means a concurrent publish
+                    // raced it, which the fold resolves when the group is next loaded.
+                    tracing::warn!(group = %id, event = %event.id(), "stored event not added to group state: {e}");
+                }
+            });
+        }
+        self.settle(&mut cache, &id);
         Ok(())
     }
 
@@ -942,5 +932,50 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), Some(vec![late.id()]));
         assert_eq!(loaded(&metrics).2, 2, "each group was loaded once");
         assert!(groups.lock().loading.is_empty());
+    }
+
+    #[test]
+    fn a_group_folded_without_a_missing_parent_is_folded_whole_once_it_arrives() {
+        let f = fixture();
+        let (groups, _) = groups(&f.store, usize::MAX);
+        for (name, during_load) in [("gap after", false), ("gap during", true)] {
+            let mut chain = Chain::create(&f.founder, name, Visibility::Public);
+            let (first, second) = (
+                chain.post(&f.founder, "first"),
+                chain.post(&f.founder, "second"),
+            );
+            // The first post's record is missing (set aside as damaged, say).
+            put(&*f.store, &[chain.genesis.clone(), second.clone()]);
+            let pause = during_load.then(|| pause_next_load(chain.id));
+            let groups = &groups;
+            std::thread::scope(|scope| {
+                let loader = scope.spawn(|| groups.with_state(&chain.id, |s| s.id).unwrap());
+                if let Some(pause) = &pause {
+                    pause.reached.wait();
+                }
+                if during_load {
+                    put(&*f.store, std::slice::from_ref(&first));
+                    groups.record(&first).unwrap();
+                    pause.as_ref().unwrap().go.wait();
+                }
+                loader.join().unwrap();
+            });
+            if !during_load {
+                // Folded without the first post, and so without the second that cites it.
+                assert_eq!(groups.view(&chain.id, NOW).unwrap().unwrap()["events"], 1);
+                put(&*f.store, std::slice::from_ref(&first));
+                groups.record(&first).unwrap();
+            }
+            assert_eq!(
+                groups.heads(&chain.id).unwrap(),
+                Some(vec![second.id()]),
+                "{name}"
+            );
+            assert_eq!(
+                groups.view(&chain.id, NOW).unwrap().unwrap()["events"],
+                3,
+                "{name}"
+            );
+        }
     }
 }

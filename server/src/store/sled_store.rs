@@ -68,6 +68,15 @@ pub(super) fn engine(e: sled::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
+/// The event id an index key ends with.
+fn indexed_id(key: &[u8]) -> Result<EventId, StoreError> {
+    key.len()
+        .checked_sub(32)
+        .and_then(|at| <[u8; 32]>::try_from(&key[at..]).ok())
+        .map(EventId::from_bytes)
+        .ok_or_else(|| StoreError::Corrupt("short index key".into()))
+}
+
 /// Whether an event creates a group (and so goes into the groups index).
 fn is_group_create(event: &Event) -> bool {
     event.kind() == kith_protocol::group::GROUP_CREATE && event.group().is_none()
@@ -144,6 +153,36 @@ impl SledStore {
                 Err(e) => panic!("could not open the test store: {e}"),
             }
         }
+    }
+
+    /// A group's events from `(time, id)` on, in index order, at most `limit`, each passed
+    /// through `map` as it is read; damaged records are left out (logged).
+    fn group_events_mapped(
+        &self,
+        group: &GroupId,
+        time: Timestamp,
+        id: &[u8; 32],
+        limit: usize,
+        map: impl Fn(Event) -> Event,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut start = Vec::with_capacity(72);
+        start.extend_from_slice(group.as_bytes());
+        start.extend_from_slice(&time.0.to_be_bytes());
+        start.extend_from_slice(id);
+        let mut out = Vec::new();
+        for entry in self.by_group.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(engine)?;
+            if !key.starts_with(group.as_bytes()) {
+                break;
+            }
+            if let Some(event) = self.listed(&indexed_id(&key)?)? {
+                out.push(map(event));
+            }
+        }
+        Ok(out)
     }
 
     /// Moves a damaged record out of `events` into `damaged`: the event then counts as not
@@ -256,10 +295,7 @@ impl SledStore {
                 break;
             }
             let (key, _) = entry.map_err(engine)?;
-            let id: [u8; 32] = key[key.len() - 32..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
-            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
+            if let Some(event) = self.listed(&indexed_id(&key)?)? {
                 if filter.matches(&event) {
                     out.push(event);
                     found += 1;
@@ -429,21 +465,14 @@ impl Store for SledStore {
     }
 
     fn group_events_to_fold(&self, group: &GroupId) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.by_group.scan_prefix(group.as_bytes()) {
-            let (key, _) = entry.map_err(engine)?;
-            let id: [u8; 32] = key[key.len() - 32..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
-            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
-                out.push(if event.kind() == Kind::POST {
-                    event.without_body()
-                } else {
-                    event
-                });
+        // Each post's body goes as it is read, so the bodies are never all held at once.
+        self.group_events_mapped(group, Timestamp(0), &[0; 32], usize::MAX, |event| {
+            if event.kind() == Kind::POST {
+                event.without_body()
+            } else {
+                event
             }
-        }
-        Ok(out)
+        })
     }
 
     fn group_events_from(
@@ -453,27 +482,7 @@ impl Store for SledStore {
         id: &[u8; 32],
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        let mut start = Vec::with_capacity(72);
-        start.extend_from_slice(group.as_bytes());
-        start.extend_from_slice(&time.0.to_be_bytes());
-        start.extend_from_slice(id);
-        let mut out = Vec::new();
-        for entry in self.by_group.range(start..) {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, _) = entry.map_err(engine)?;
-            if !key.starts_with(group.as_bytes()) {
-                break;
-            }
-            let id: [u8; 32] = key[key.len() - 32..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("short index key".into()))?;
-            if let Some(event) = self.listed(&EventId::from_bytes(id))? {
-                out.push(event);
-            }
-        }
-        Ok(out)
+        self.group_events_mapped(group, time, id, limit, |event| event)
     }
 
     fn group_items(&self, group: &GroupId) -> Result<Vec<(Timestamp, EventId)>, StoreError> {
